@@ -1,0 +1,32 @@
+# neurov1: make install | make demo | make test | make bench
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Tests run in 2 processes on the 2-core reference machine, one torch thread each.
+PYTEST_ARGS ?= -n 2
+
+.PHONY: install demo test test-slow bench lint clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+
+demo:
+	$(PY) -m neurov1.train experiment=demo +model/components=all
+
+test:
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow:
+	$(PY) -m pytest -m slow
+
+bench:
+	$(PY) -m neurov1.bench
+
+lint:
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+clean:
+	rm -rf outputs multirun .pytest_cache

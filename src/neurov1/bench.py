@@ -1,0 +1,171 @@
+"""Benchmark: ``python -m neurov1.bench`` (``make bench``).
+
+On CPU at 64x64 and batch 32 it measures (1) forward+backward of each component beside a 3x3 convolution on the
+same input, and (2) the train step (forward, backward, SGD step) and peak memory of ResNet-50: the baseline, each
+single-component model and the paper's composite ``all``. Every model runs in a fresh subprocess so its peak RSS
+is its own; ratios are to the baseline measured in the same invocation. Results are printed as markdown tables and
+written to ``<out>/bench.json`` and ``<out>/bench.md``.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from neurov1.components import (
+    CenterSurround,
+    DivisiveNormalization,
+    LocallyConnected2d,
+    PolarTransform,
+    TunedNormalization,
+)
+from neurov1.models import build_resnet
+from neurov1.utils.io import write_json_atomic, write_text_atomic
+
+BATCH = 32
+IMAGE_SIZE = 64
+MODELS: dict[str, dict[str, dict]] = {
+    "baseline": {},
+    "center_surround": {"center_surround": {}},
+    "local_rf": {"local_rf": {}},
+    "divisive_norm": {"divisive_norm": {}},
+    "tuned_norm": {"tuned_norm": {}},
+    "cortical_mag": {"cortical_mag": {}},
+    "all": {"center_surround": {}, "local_rf": {}, "tuned_norm": {}, "cortical_mag": {}},
+}
+
+
+def median_seconds(step: Callable[[], None], repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forward_backward(module: nn.Module, shape: tuple[int, ...]) -> Callable[[], None]:
+    inputs = torch.randn(shape).abs().requires_grad_(True)
+
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        inputs.grad = None
+        module(inputs).sum().backward()
+
+    return step
+
+
+def component_rows(repeats: int) -> list[dict]:
+    """Each component's forward+backward beside a 3x3 conv (C->C, padding 1) on the same input (paper's sizes)."""
+    cases = [
+        ("center-surround (DoG on 16 of 64 ch)", CenterSurround(64), (BATCH, 64, 16, 16)),
+        ("locally connected 3x3, 64->64", LocallyConnected2d(64, 64, 16), (BATCH, 64, 16, 16)),
+        ("divisive normalization, 256 ch", DivisiveNormalization(256), (BATCH, 256, 16, 16)),
+        ("tuned normalization, 256 ch", TunedNormalization(256), (BATCH, 256, 16, 16)),
+        ("polar transform 32->16", PolarTransform(32, 16), (BATCH, 64, 32, 32)),
+    ]
+    rows = []
+    for name, module, shape in cases:
+        conv = nn.Conv2d(shape[1], shape[1], 3, padding=1, bias=False)
+        component_s = median_seconds(forward_backward(module, shape), repeats)
+        conv_s = median_seconds(forward_backward(conv, shape), repeats)
+        rows.append(
+            {
+                "component": name,
+                "input": "x".join(map(str, shape)),
+                "ms": component_s * 1e3,
+                "conv3x3_ms": conv_s * 1e3,
+                "ratio": component_s / conv_s,
+            }
+        )
+    return rows
+
+
+def train_step_child(name: str, steps: int) -> dict:
+    """Run in a subprocess: median train-step time and peak RSS of one ResNet-50 variant."""
+    torch.manual_seed(0)
+    model = build_resnet("resnet50", num_classes=1000, input_size=IMAGE_SIZE, components=MODELS[name]).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-5)
+    images, labels = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randint(0, 1000, (BATCH,))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+
+    seconds = median_seconds(step, steps)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"model": name, "step_s": seconds, "peak_rss_mb": peak_mb}
+
+
+def train_step_rows(steps: int) -> list[dict]:
+    rows = []
+    for name in MODELS:
+        command = [sys.executable, "-m", "neurov1.bench", "--child", name, "--steps", str(steps)]
+        result = subprocess.run(command, check=True, capture_output=True, text=True)
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        print(f"  {name}: {rows[-1]['step_s']:.3f} s/step", file=sys.stderr, flush=True)
+    baseline = rows[0]
+    for row in rows:
+        row["time_ratio"] = row["step_s"] / baseline["step_s"]
+        row["memory_ratio"] = row["peak_rss_mb"] / baseline["peak_rss_mb"]
+    return rows
+
+
+def markdown(component: list[dict], train: list[dict]) -> str:
+    lines = [
+        f"Component forward+backward, CPU ({torch.get_num_threads()} threads), batch {BATCH}, median",
+        "",
+        "| component | input | time (ms) | 3x3 conv, same input (ms) | ratio |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['component']} | {r['input']} | {r['ms']:.1f} | {r['conv3x3_ms']:.1f} | {r['ratio']:.2f}x |"
+            for r in component
+        ],
+        "",
+        f"ResNet-50 train step (forward, backward, SGD step), {IMAGE_SIZE}x{IMAGE_SIZE}, batch {BATCH}",
+        "",
+        "| model | step (s) | vs. baseline | peak RSS (MB) | vs. baseline |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['model']} | {r['step_s']:.3f} | {r['time_ratio']:.2f}x | {r['peak_rss_mb']:.0f} | "
+            f"{r['memory_ratio']:.2f}x |"
+            for r in train
+        ],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per component")
+    parser.add_argument("--steps", type=int, default=6, help="timed train steps per model")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"), help="folder for bench.json/.md")
+    parser.add_argument("--child", choices=list(MODELS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(train_step_child(args.child, args.steps)))
+        return
+    print("Timing components ...", file=sys.stderr, flush=True)
+    component = component_rows(args.repeats)
+    print("Timing ResNet-50 train steps (one subprocess per model) ...", file=sys.stderr, flush=True)
+    train = train_step_rows(args.steps)
+    table = markdown(component, train)
+    print(table)
+    write_json_atomic(args.out / "bench.json", {"components": component, "train_step": train})
+    write_text_atomic(args.out / "bench.md", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Cortical magnification: fixed log-polar-like pooling of a feature map (paper Sec. 3.1)."""
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_PAPER_INPUT_SIZE = 32
+# Radial bin edges of the paper's 32x32 -> 16x16 transform, in pixels from the centre (18 bins).
+_PAPER_RADIUS_EDGES = (*range(15), 16, 18, 20, 23)
+
+
+def _size(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    size = (value, value) if isinstance(value, int) else tuple(value)
+    if len(size) != 2 or any(not isinstance(v, int) or v < 1 for v in size):
+        raise ValueError(f"PolarTransform: {name} must be a positive int or (H, W), got {value}")
+    return size
+
+
+def _validated_radius_edges(edges: Sequence[float]) -> tuple[float, ...]:
+    edges = tuple(float(edge) for edge in edges)
+    spacing = np.diff(edges)
+    tolerance = 1e-9 * max(1.0, max(edges, default=1.0))
+    if (
+        len(edges) < 2
+        or not np.all(np.isfinite(edges))
+        or edges[0] != 0.0
+        or np.any(spacing <= 0)
+        or np.any(np.diff(spacing) < -tolerance)
+    ):
+        raise ValueError(
+            "PolarTransform: radius_bins must be >= 2 finite edges starting at 0, increasing, with "
+            f"non-decreasing spacing, got {edges}"
+        )
+    return edges
+
+
+class PolarTransform(nn.Module):
+    """Pools an (H, W) map into polar regions and resizes the polar map to output_size (fixed, linear).
+
+    Pixel (row, col) has x = col - center_col, y = center_row - row, radius r = sqrt(x^2 + y^2) (px) and
+    angle atan2(y, x) in [0, 2 pi). Region (i, j) holds the pixels with r in [r_i, r_{i+1}) and angle in
+    [theta_j, theta_{j+1}); theta has angle_bins + 1 edges evenly spaced over [0, 2 pi]; pixels beyond the
+    last radial edge belong to no region. Per channel:
+      (a) region value = mean of its pixels;
+      (b) empty regions of rings that lie inside the image (r_{i+1} <= distance from the centre to the
+          nearest border) are filled by linear interpolation along the angle, periodic, from the ring's
+          non-empty regions (a ring with one non-empty region becomes constant); other empty regions are 0;
+      (c) the (radius_bins, angle_bins) map is reflect-padded by 1 on the angle axis;
+      (d) it is resized bilinearly (align_corners=False) to output_size (rows = radius, columns = angle).
+    Defaults reproduce the paper: 32x32 -> 16x16, radial edges 0, 1, ..., 14, 16, 18, 20, 23 px, 30 angle
+    bins, centre (H / 2, W / 2). Without radius_bins, other input sizes use these edges scaled by
+    min(H, W) / 32. center = (row, col) in px is the fixation point.
+
+    All steps are precomputed as one dense matrix M of shape (H_out * W_out, H * W) (float32, 4 bytes per
+    entry), so the forward is out = x.flatten(-2) @ M^T.
+    """
+
+    def __init__(
+        self,
+        input_size: int | Sequence[int],
+        output_size: int | Sequence[int],
+        radius_bins: Sequence[float] | None = None,
+        angle_bins: int = 30,
+        center: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        height, width = _size(input_size, "input_size")
+        out_height, out_width = _size(output_size, "output_size")
+        if not isinstance(angle_bins, int) or angle_bins < 2:
+            raise ValueError(f"PolarTransform: angle_bins must be an int >= 2, got {angle_bins}")
+        center = (height / 2, width / 2) if center is None else tuple(float(c) for c in center)
+        if len(center) != 2 or not (0.0 <= center[0] <= height and 0.0 <= center[1] <= width):
+            raise ValueError(f"PolarTransform: center must be (row, col) in [0, {height}] x [0, {width}], got {center}")
+        if radius_bins is None:
+            scale = min(height, width) / _PAPER_INPUT_SIZE
+            radius_bins = [edge * scale for edge in _PAPER_RADIUS_EDGES]
+        self.input_size = (height, width)
+        self.output_size = (out_height, out_width)
+        self.center = center
+        self.radius_edges = _validated_radius_edges(radius_bins)
+        self.angle_edges = tuple(np.linspace(0.0, 2 * math.pi, angle_bins + 1).tolist())
+        self.polar_size = (len(self.radius_edges) - 1, angle_bins)
+
+        region_pixel_count, polar_matrix = self._polar_pooling_matrix()
+        resize_matrix = self._pad_and_resize_matrix()
+        self.register_buffer("region_pixel_count", region_pixel_count, persistent=False)
+        self.register_buffer("polar_matrix", polar_matrix.float(), persistent=False)
+        self.register_buffer("pooling_matrix", (resize_matrix @ polar_matrix).float(), persistent=False)
+
+    def _polar_pooling_matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Steps (a) and (b): pixel counts (R, A) and the float64 matrix (R * A, H * W)."""
+        height, width = self.input_size
+        center_row, center_col = self.center
+        n_rings, n_angles = self.polar_size
+        rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+        x, y = (cols - center_col).ravel(), (center_row - rows).ravel()
+        radius = np.sqrt(x**2 + y**2)
+        angle = np.mod(np.arctan2(y, x), 2 * math.pi)
+        angle[angle >= 2 * math.pi] = 0.0
+        ring = np.searchsorted(self.radius_edges, radius, side="right") - 1
+        sector = np.searchsorted(self.angle_edges, angle, side="right") - 1
+        pixel = np.flatnonzero(ring < n_rings)
+        region = ring[pixel] * n_angles + sector[pixel]
+        count = np.bincount(region, minlength=n_rings * n_angles)
+        mean = np.zeros((n_rings * n_angles, height * width))
+        mean[region, pixel] = 1.0 / count[region]
+
+        fill = np.eye(n_rings * n_angles)
+        border_distance = min(center_row, center_col, height - center_row, width - center_col)
+        for i in range(n_rings):
+            ring_count = count[i * n_angles : (i + 1) * n_angles]
+            if self.radius_edges[i + 1] > border_distance or ring_count.all():
+                continue
+            filled = np.flatnonzero(ring_count)
+            if len(filled) == 0:
+                raise ValueError(
+                    f"PolarTransform: radius_bins ring [{self.radius_edges[i]}, {self.radius_edges[i + 1]}) "
+                    "lies inside the image but contains no pixel; widen it or move the center"
+                )
+            weights = np.stack(
+                [np.interp(np.arange(n_angles), filled, unit, period=n_angles) for unit in np.eye(len(filled))],
+                axis=1,
+            )
+            ring_rows = slice(i * n_angles, (i + 1) * n_angles)
+            fill[ring_rows, ring_rows] = 0.0
+            fill[ring_rows, i * n_angles + filled] = weights
+        return (
+            torch.from_numpy(count.reshape(self.polar_size)),
+            torch.from_numpy(fill @ mean),
+        )
+
+    def _pad_and_resize_matrix(self) -> torch.Tensor:
+        """Steps (c) and (d) as a float64 matrix (H_out * W_out, R * A), from the identity basis."""
+        n_regions = self.polar_size[0] * self.polar_size[1]
+        basis = torch.eye(n_regions, dtype=torch.float64).view(n_regions, 1, *self.polar_size)
+        padded = F.pad(basis, (1, 1, 0, 0), mode="reflect")
+        resized = F.interpolate(padded, size=self.output_size, mode="bilinear", align_corners=False)
+        return resized.view(n_regions, -1).T
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim < 2 or tuple(x.shape[-2:]) != self.input_size:
+            raise ValueError(
+                f"PolarTransform: expected input spatial size {self.input_size}, got {tuple(x.shape[-2:])}"
+            )
+
+    def polar_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps (a)-(b) only: (..., H, W) -> (..., radius_bins, angle_bins)."""
+        self._check_input(x)
+        return F.linear(x.flatten(-2), self.polar_matrix.to(x.dtype)).unflatten(-1, self.polar_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., H, W) -> (..., H_out, W_out)."""
+        self._check_input(x)
+        return F.linear(x.flatten(-2), self.pooling_matrix.to(x.dtype)).unflatten(-1, self.output_size)
+
+    def extra_repr(self) -> str:
+        return (
+            f"input_size={self.input_size}, output_size={self.output_size}, "
+            f"polar_size={self.polar_size}, center={self.center}"
+        )

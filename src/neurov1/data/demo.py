@@ -1,0 +1,206 @@
+"""Download-free demo data: 64x64 crops of the natural photographs shipped inside scikit-image's wheel."""
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import skimage.data
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from neurov1.data.folders import check_loader_settings, check_positive_int, check_train_size, make_loader
+from neurov1.data.transforms import ChannelStat, per_channel
+from neurov1.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEMO_IMAGE_DIR = Path(skimage.data.__file__).parent
+DEMO_IMAGE_FILES = (
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "motorcycle_left.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "moon.png",
+    "ihc.png",
+)
+MIN_CLASSES = 2
+TRAIN_WIDTH_FRACTION = 0.7
+CROP_SIDE_RANGE = (0.25, 0.6)
+
+
+def read_demo_image(file_name: str) -> np.ndarray:
+    """One shipped sample photograph as an HxWx3 uint8 array (grayscale replicated to RGB)."""
+    with Image.open(DEMO_IMAGE_DIR / file_name) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def demo_images() -> dict[str, np.ndarray]:
+    """All demo photographs, {file stem: HxWx3 uint8 array}, in class order."""
+    return {Path(name).stem: read_demo_image(name) for name in DEMO_IMAGE_FILES}
+
+
+def random_crops(
+    image: Image.Image, count: int, x_range: tuple[int, int], image_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """count square crops lying within columns [x_range) and resized to image_size: (count, 3, S, S) uint8.
+
+    Each side is drawn uniformly in CROP_SIDE_RANGE times the image's shorter side, shrunk to fit the strip.
+    Cropping before resizing keeps the resampling filter from reaching pixels outside the strip.
+    """
+    x_start, x_stop = x_range
+    width, height = image.size
+    size = (image_size, image_size)
+    sides = rng.uniform(*CROP_SIDE_RANGE, size=count) * min(width, height)
+    sides = np.clip(np.rint(sides).astype(int), 1, min(x_stop - x_start, height))
+    xs = x_start + rng.integers(0, x_stop - x_start - sides + 1)
+    ys = rng.integers(0, height - sides + 1)
+    crops = [
+        np.asarray(image.crop((x, y, x + side, y + side)).resize(size, Image.Resampling.BICUBIC))
+        for x, y, side in zip(xs.tolist(), ys.tolist(), sides.tolist(), strict=True)
+    ]
+    return np.stack(crops).transpose(0, 3, 1, 2)
+
+
+class NormalizedTensorDataset(Dataset):
+    """uint8 image tensors served as normalized floats, optionally with random horizontal flips."""
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, mean: list[float], std: list[float], flip: bool
+    ) -> None:
+        self.images = images
+        self.labels = labels
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+        self.flip = flip
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.flip and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return (image.float() / 255 - self.mean) / self.std, int(self.labels[index])
+
+
+class DemoDataModule(L.LightningDataModule):
+    """One class per scikit-image sample photograph; train crops from the left 70%, val from the right 30%.
+
+    Crops are drawn once from ``numpy.random.default_rng(seed)``, so the data are identical for a seed.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        train_per_class: int = 160,
+        val_per_class: int = 40,
+        seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        image_size: int = 64,
+        mean: ChannelStat = 0.5,
+        std: ChannelStat = 0.5,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.train_per_class = train_per_class
+        self.val_per_class = val_per_class
+        self.seed = seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.image_size = image_size
+        self.mean = mean
+        self.std = std
+        self._validated = False
+        self.train_dataset: NormalizedTensorDataset | None = None
+        self.val_dataset: NormalizedTensorDataset | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """Stems of the source photographs, in class order."""
+        return [Path(name).stem for name in DEMO_IMAGE_FILES[: self.num_classes]]
+
+    def validate(self) -> None:
+        """Check the arguments and that the shipped photographs are present; raise ConfigError otherwise."""
+        if self._validated:
+            return
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
+            raise ConfigError(f"data.num_classes: must be an integer, got {self.num_classes!r}.")
+        if not MIN_CLASSES <= self.num_classes <= len(DEMO_IMAGE_FILES):
+            raise ConfigError(
+                f"data.num_classes: {self.num_classes} is out of range; the demo has one class per "
+                f"photograph in {DEMO_IMAGE_DIR}. Set data.num_classes between {MIN_CLASSES} and "
+                f"{len(DEMO_IMAGE_FILES)}."
+            )
+        check_positive_int(self.train_per_class, "data.train_per_class", 160)
+        check_positive_int(self.val_per_class, "data.val_per_class", 40)
+        check_positive_int(self.image_size, "data.image_size", 64)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"data.seed: must be an integer >= 0, got {self.seed!r}. Set data.seed=0.")
+        check_loader_settings(self.batch_size, self.num_workers)
+        check_train_size(self.num_classes * self.train_per_class, self.batch_size, "the demo train split")
+        per_channel(self.mean, "data.mean")
+        per_channel(self.std, "data.std")
+        for index, name in enumerate(DEMO_IMAGE_FILES[: self.num_classes]):
+            if not (DEMO_IMAGE_DIR / name).is_file():
+                raise ConfigError(
+                    f"data.num_classes: demo photograph {DEMO_IMAGE_DIR / name} is missing from the "
+                    "installed scikit-image. Reinstall scikit-image from its wheel, or set "
+                    f"data.num_classes={index} if that is at least {MIN_CLASSES}."
+                )
+        self._validated = True
+
+    def setup(self, stage: str | None = None) -> None:
+        """Validate, then cut all train and val crops (once)."""
+        self.validate()
+        if self.train_dataset is not None:
+            return
+        rng = np.random.default_rng(self.seed)
+        train_crops, val_crops = [], []
+        for name in DEMO_IMAGE_FILES[: self.num_classes]:
+            image = Image.fromarray(read_demo_image(name))
+            split_x = int(TRAIN_WIDTH_FRACTION * image.width)
+            train_crops.append(random_crops(image, self.train_per_class, (0, split_x), self.image_size, rng))
+            val_crops.append(random_crops(image, self.val_per_class, (split_x, image.width), self.image_size, rng))
+        mean, std = per_channel(self.mean, "data.mean"), per_channel(self.std, "data.std")
+        self.train_dataset = self._dataset(train_crops, mean, std, flip=True)
+        self.val_dataset = self._dataset(val_crops, mean, std, flip=False)
+        log.info(
+            "Demo data: %d classes, %d train / %d val crops of %dpx",
+            self.num_classes,
+            len(self.train_dataset),
+            len(self.val_dataset),
+            self.image_size,
+        )
+
+    @staticmethod
+    def _dataset(
+        crops_per_class: list[np.ndarray], mean: list[float], std: list[float], flip: bool
+    ) -> NormalizedTensorDataset:
+        labels = torch.cat([torch.full((len(c),), label) for label, c in enumerate(crops_per_class)])
+        images = torch.from_numpy(np.concatenate(crops_per_class))
+        return NormalizedTensorDataset(images, labels, mean, std, flip)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches (drop_last)."""
+        if self.train_dataset is None:
+            self.setup("fit")
+        return make_loader(self.train_dataset, self.batch_size, self.num_workers, self.pin_memory, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in class order."""
+        if self.val_dataset is None:
+            self.setup("validate")
+        return make_loader(self.val_dataset, self.batch_size, self.num_workers, self.pin_memory, train=False)

@@ -1,0 +1,163 @@
+"""Image-folder listing, layout and decode checks, and dataset/loader plumbing shared by the data modules."""
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from neurov1.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+VERIFY_MODES = ("none", "sample", "all")
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def is_image_file(name: str) -> bool:
+    """Whether a file name has an accepted image extension (case-insensitive)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def root_path(root: str | os.PathLike | None, layout: str) -> Path:
+    """Absolute data.root; ConfigError if it is unset or not an existing folder."""
+    if root is None or str(root).strip() in ("", "???"):
+        raise ConfigError(f"data.root is not set. Set data.root=<{layout}>.")
+    path = Path(root).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"data.root: {path} does not exist or is not a folder. Set data.root=<{layout}>.")
+    return path
+
+
+def class_folders(split_dir: Path) -> list[str]:
+    """Sorted names of the non-hidden sub-folders of a split folder."""
+    with os.scandir(split_dir) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
+def loose_image_count(folder: Path) -> int:
+    """Number of image files lying directly in a folder."""
+    with os.scandir(folder) as entries:
+        return sum(1 for e in entries if e.is_file() and is_image_file(e.name))
+
+
+def first_image(folder: Path) -> Path | None:
+    """The first image file the directory listing yields (stops early: cheap on huge folders)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file() and is_image_file(entry.name):
+                return Path(entry.path)
+    return None
+
+
+def list_images(folder: Path) -> list[str]:
+    """Sorted names of the image files directly in a folder."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file() and is_image_file(e.name))
+
+
+def check_verify_mode(verify: str) -> str:
+    """Return verify if it is a known mode, else raise ConfigError."""
+    if verify not in VERIFY_MODES:
+        raise ConfigError(
+            f"data.verify: {verify!r} is not one of {', '.join(VERIFY_MODES)}. "
+            "Set data.verify=sample (header check of one image per class), all, or none."
+        )
+    return verify
+
+
+def verify_images(paths: Iterable[Path]) -> int:
+    """Check that each image's header decodes (PIL verify); return the count checked."""
+    count = 0
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except DECODE_ERRORS as err:
+            raise ConfigError(
+                f"data.verify: {path} under data.root cannot be decoded ({type(err).__name__}: {err}). "
+                "Remove or replace this file; data.verify=none skips this check."
+            ) from err
+        count += 1
+    return count
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Decode an image file as RGB; a decode failure becomes a ConfigError naming the file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except DECODE_ERRORS as err:
+        raise ConfigError(
+            f"data.root: cannot decode image {path} ({type(err).__name__}: {err}). Remove or replace the "
+            "file; run with data.verify=all to find every unreadable image before training."
+        ) from err
+
+
+class ImageFileDataset(Dataset):
+    """Labelled image files under one folder.
+
+    Relative paths and labels are held in numpy arrays rather than Python lists, so forked DataLoader workers
+    share them instead of copying them page by page through reference-count writes.
+    """
+
+    def __init__(self, root: Path, relative_paths: Sequence[str], labels: Sequence[int], transform: Callable) -> None:
+        if len(relative_paths) != len(labels):
+            raise ValueError(f"{len(relative_paths)} paths but {len(labels)} labels")
+        self.root = root
+        self.relative_paths = np.array([os.fsencode(p) for p in relative_paths], dtype=np.bytes_)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def path(self, index: int) -> str:
+        """Full path of the image at index."""
+        return os.path.join(self.root, os.fsdecode(self.relative_paths[index]))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(load_rgb(self.path(index))), int(self.labels[index])
+
+
+def check_positive_int(value: object, key: str, suggestion: int) -> None:
+    """ConfigError unless value is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}: must be a positive integer, got {value!r}. Set e.g. {key}={suggestion}.")
+
+
+def check_loader_settings(batch_size: object, num_workers: object) -> None:
+    """ConfigError for a non-positive batch size or a negative worker count."""
+    check_positive_int(batch_size, "data.batch_size", 128)
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(
+            f"data.num_workers: must be an integer >= 0, got {num_workers!r}. "
+            "Set data.num_workers=0 (load in the main process) or up to the number of CPU cores."
+        )
+
+
+def check_train_size(train_size: int, batch_size: int, where: Path | str) -> None:
+    """ConfigError when drop_last would leave no training batch."""
+    if train_size < batch_size:
+        raise ConfigError(
+            f"data.batch_size: {batch_size} exceeds the {train_size} training images in {where}; with "
+            f"drop_last there would be no batch. Set data.batch_size<={train_size} or add images."
+        )
+
+
+def make_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool, train: bool) -> DataLoader:
+    """Shuffled, drop_last loader for training; ordered, complete loader for validation."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

@@ -1,0 +1,76 @@
+"""The LightningModule: a neuro-constrained ResNet trained for ImageNet-style classification (paper Sec. 3.2)."""
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from neurov1.models import build_resnet, validate_components
+
+
+class NeuroV1Module(L.LightningModule):
+    """Classifier around :func:`neurov1.models.build_resnet`; ``net.layer1`` is the artificial V1.
+
+    All constructor arguments are plain dicts (Hydra builds this class with ``_recursive_: false``), saved as
+    hyperparameters, so ``NeuroV1Module.load_from_checkpoint(path)`` rebuilds the exact component set from the
+    checkpoint alone, with torch's default ``weights_only=True``.
+
+    Args:
+        net: ``build_resnet`` arguments: ``arch``, ``num_classes``, ``input_size``, ``components``.
+        optimizer: SGD settings ``lr``, ``momentum``, ``weight_decay``.
+        scheduler: MultiStepLR settings ``milestones`` (epochs) and ``gamma``.
+    """
+
+    def __init__(self, net: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
+        super().__init__()
+        net = {**net, "components": validate_components(net.get("components") or {})}
+        self.save_hyperparameters({"net": net, "optimizer": dict(optimizer), "scheduler": dict(scheduler)})
+        self.net = build_resnet(**net)
+        num_classes = net["num_classes"]
+        top5 = min(5, num_classes)
+        self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.loss = nn.CrossEntropyLoss()
+
+    @property
+    def components(self) -> list[str]:
+        """Names of the components in this model, in canonical order."""
+        return list(self.hparams["net"]["components"])
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss(logits, labels)
+        self.train_acc1(logits, labels)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/acc1", self.train_acc1, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.val_acc1(logits, labels)
+        self.val_acc5(logits, labels)
+        self.log("val/loss", self.loss(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val/acc1", self.val_acc1, prog_bar=True)
+        self.log("val/acc5", self.val_acc5)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        settings = self.hparams["optimizer"]
+        optimizer = torch.optim.SGD(
+            self.parameters(),
+            lr=settings["lr"],
+            momentum=settings["momentum"],
+            weight_decay=settings["weight_decay"],
+        )
+        schedule = self.hparams["scheduler"]
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(schedule["milestones"]), gamma=schedule["gamma"]
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,120 @@
+"""Train a neuro-constrained ResNet: ``python -m neurov1.train [experiment=...] [+model/components=...]``.
+
+Order of work: validate the component selection, the checkpoint to resume from and the dataset layout (all
+cheap), then build the model, loggers and trainer, fit, and write ``metrics.json`` atomically in the run dir.
+"""
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from neurov1.checkpoints import check_checkpoint_matches
+from neurov1.models import validate_components
+from neurov1.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from neurov1.utils.io import write_json_atomic
+from neurov1.utils.naming import run_name, run_tags
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in sorted(metrics.items()) if getattr(value, "numel", lambda: 1)() == 1}
+
+
+def prepare(cfg: DictConfig) -> L.LightningDataModule:
+    """Check everything that can be checked cheaply, fill derived config values, return the validated data."""
+    components = validate_components(OmegaConf.to_container(cfg.model.net.components, resolve=True))
+    with open_dict(cfg):
+        cfg.run_name = cfg.run_name or run_name(components, cfg.seed)
+        cfg.tags = list(dict.fromkeys([*cfg.tags, *run_tags(components, cfg.seed)]))
+    if cfg.ckpt_path:
+        check_checkpoint_matches(cfg.ckpt_path, OmegaConf.to_container(cfg.model.net, resolve=True))
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    datamodule.validate()
+    with open_dict(cfg):
+        if cfg.model.net.num_classes is None:
+            cfg.model.net.num_classes = datamodule.num_classes
+    if cfg.model.net.num_classes != datamodule.num_classes:
+        log.warning(
+            "model.net.num_classes=%s but the data has %s classes",
+            cfg.model.net.num_classes,
+            datamodule.num_classes,
+        )
+    return datamodule
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the configured model on the configured data; returns the content of ``metrics.json``."""
+    started = time.time()
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = prepare(cfg)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    checkpoint = trainer.checkpoint_callback
+    best_score = getattr(checkpoint, "best_model_score", None)
+    metrics = {
+        "run_name": cfg.run_name,
+        "components": model.components,
+        "component_params": model.hparams["net"]["components"],
+        "arch": cfg.model.net.arch,
+        "seed": cfg.seed,
+        "data": {
+            "name": type(datamodule).__name__,
+            "root": str(cfg.data.get("root", "embedded demo data")),
+            "num_classes": datamodule.num_classes,
+            "image_size": cfg.data.image_size,
+        },
+        "epochs": trainer.current_epoch,
+        "max_epochs": cfg.trainer.max_epochs,
+        "global_step": trainer.global_step,
+        "best": {
+            "monitor": getattr(checkpoint, "monitor", None),
+            "value": None if best_score is None else float(best_score),
+            "checkpoint": getattr(checkpoint, "best_model_path", None) or None,
+        },
+        "last_checkpoint": str(Path(checkpoint.dirpath) / "last.ckpt") if checkpoint and checkpoint.dirpath else None,
+        "final": _scalar_metrics(trainer.callback_metrics),
+        "duration_s": round(time.time() - started, 1),
+        "status": "interrupted" if trainer.interrupted else "completed",
+    }
+    if trainer.is_global_zero:
+        path = write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+        log.info("Metrics written to %s", path)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the best monitored metric so sweepers can optimise it."""
+    try:
+        metrics = train(cfg)
+    finally:
+        _finish_wandb()
+    return metrics["best"]["value"]
+
+
+def _finish_wandb() -> None:
+    """Close an open W&B run so the next job of a multirun starts cleanly."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""DoGConv2d and CenterSurround against a direct, loop-based evaluation of paper Eq. 1."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neurov1.components import CenterSurround, DoGConv2d
+
+
+def reference_dog_kernels(center_sigma, surround_sigma, scale, kernel_size):
+    """Eq. 1 evaluated per (out, in, row, col); (x, y) = (0, 0) at the kernel centre."""
+    c_out, c_in = scale.shape
+    half = kernel_size // 2
+    kernels = np.zeros((c_out, c_in, kernel_size, kernel_size))
+    for o, i, row, col in itertools.product(range(c_out), range(c_in), range(kernel_size), range(kernel_size)):
+        x, y = col - half, row - half
+        sc, ss, a = center_sigma[o, i], surround_sigma[o, i], scale[o, i]
+        center = a / (2 * math.pi * sc**2) * math.exp(-(x**2 + y**2) / (2 * sc**2))
+        surround = a / (2 * math.pi * ss**2) * math.exp(-(x**2 + y**2) / (2 * ss**2))
+        kernels[o, i, row, col] = center - surround
+    return kernels
+
+
+def reference_conv2d(image, kernels, padding):
+    """out[n, o, r, c] = sum_{i, u, v} w[o, i, u, v] x[n, i, r + u - p, c + v - p], zero outside the image."""
+    batch, c_in, height, width = image.shape
+    c_out, _, k, _ = kernels.shape
+    out = np.zeros((batch, c_out, height + 2 * padding - k + 1, width + 2 * padding - k + 1))
+    for n, o, r, c in itertools.product(range(batch), range(c_out), range(out.shape[2]), range(out.shape[3])):
+        total = 0.0
+        for i, u, v in itertools.product(range(c_in), range(k), range(k)):
+            row, col = r + u - padding, c + v - padding
+            if 0 <= row < height and 0 <= col < width:
+                total += kernels[o, i, u, v] * image[n, i, row, col]
+        out[n, o, r, c] = total
+    return out
+
+
+def module_parameters(dog):
+    return [t.detach().double().numpy() for t in (dog.center_sigma, dog.surround_sigma, dog.scale)]
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_kernels_match_equation_1(kernel_size):
+    torch.manual_seed(0)
+    dog = DoGConv2d(3, kernel_size=kernel_size).double()
+    expected = reference_dog_kernels(*module_parameters(dog), kernel_size)
+    assert dog.kernels().shape == (3, 3, kernel_size, kernel_size)
+    np.testing.assert_allclose(dog.kernels().detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_dog_conv_matches_loop_convolution():
+    torch.manual_seed(1)
+    dog = DoGConv2d(3).double()
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    expected = reference_conv2d(x.numpy(), reference_dog_kernels(*module_parameters(dog), 5), padding=2)
+    out = dog(x)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_center_surround_filters_first_channels_and_passes_the_rest():
+    torch.manual_seed(2)
+    module = CenterSurround(8, fraction=0.25).double()
+    assert module.n_dog_channels == 2
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    out = module(x)
+    dog_part = reference_conv2d(x[:, :2].numpy(), reference_dog_kernels(*module_parameters(module.dog), 5), 2)
+    np.testing.assert_allclose(out[:, :2].detach().numpy(), dog_part, rtol=1e-10, atol=1e-12)
+    assert torch.equal(out[:, 2:], x[:, 2:])
+
+
+def test_resnet_layer1_geometry():
+    module = CenterSurround(64)
+    assert module.n_dog_channels == 16
+    assert module.dog.kernels().shape == (16, 16, 5, 5)
+    assert module(torch.randn(1, 64, 16, 16)).shape == (1, 64, 16, 16)
+
+
+def test_initial_widths_and_scale():
+    torch.manual_seed(3)
+    dog = DoGConv2d(64)
+    center, ratio = dog.center_sigma, dog.surround_sigma / dog.center_sigma
+    assert 0.5 - 1e-5 <= center.min() and center.max() <= 1.5 + 1e-5
+    assert 1.5 - 1e-5 <= ratio.min() and ratio.max() <= 2.5 + 1e-5
+    assert dog.scale.std().item() == pytest.approx(2.0, rel=0.1)
+
+
+@pytest.mark.parametrize(("raw_center", "raw_ratio"), itertools.product([-50.0, 0.0, 50.0], repeat=2))
+def test_surround_wider_than_center_by_construction(raw_center, raw_ratio):
+    dog = DoGConv2d(2)
+    with torch.no_grad():
+        dog.raw_center_sigma.fill_(raw_center)
+        dog.raw_surround_ratio.fill_(raw_ratio)
+    assert (dog.surround_sigma > dog.center_sigma).all()
+    assert (dog.center_sigma >= dog.min_sigma).all()
+    assert torch.isfinite(dog.kernels()).all()
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_sign_of_scale_sets_center_polarity(sign):
+    dog = DoGConv2d(3)
+    with torch.no_grad():
+        dog.scale.copy_(sign * (dog.scale.abs() + 0.1))
+    center_value = dog.kernels()[:, :, 2, 2]
+    assert (sign * center_value > 0).all()
+
+
+MODULE_FACTORIES = {"dog": lambda: DoGConv2d(4), "center_surround": lambda: CenterSurround(8, fraction=0.5)}
+
+
+@pytest.mark.parametrize("name", MODULE_FACTORIES)
+def test_gradients_reach_every_kernel_parameter(name):
+    torch.manual_seed(4)
+    module = MODULE_FACTORIES[name]()
+    module(torch.rand(2, module.channels, 8, 8)).sum().backward()
+    for parameter_name, parameter in module.named_parameters():
+        assert torch.isfinite(parameter.grad).all(), parameter_name
+        assert (parameter.grad != 0).all(), parameter_name
+
+
+@pytest.mark.parametrize("name", MODULE_FACTORIES)
+def test_bfloat16_autocast_matches_float32(name):
+    torch.manual_seed(5)
+    module = MODULE_FACTORIES[name]()
+    x = torch.rand(2, module.channels, 10, 10)
+    expected = module(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x)
+    assert torch.isfinite(out).all()
+    assert (out.float() - expected).abs().max() <= 5e-2 * expected.abs().max()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    module = CenterSurround(8)
+    x = torch.rand(2, 8, 10, 10)
+    torch.testing.assert_close(module.cuda()(x.cuda()).cpu(), module.cpu()(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: DoGConv2d(0), "channels must be >= 1, got 0"),
+        (lambda: DoGConv2d(4, kernel_size=4), "kernel_size must be odd and >= 3, got 4"),
+        (lambda: DoGConv2d(4, kernel_size=1), "kernel_size must be odd and >= 3, got 1"),
+        (lambda: DoGConv2d(4, min_sigma=0.0), r"min_sigma must be in \(0, 0.5\) px, got 0.0"),
+        (lambda: DoGConv2d(4, min_sigma=0.7), r"min_sigma must be in \(0, 0.5\) px, got 0.7"),
+        (lambda: CenterSurround(0), "channels must be >= 1, got 0"),
+        (lambda: CenterSurround(8, fraction=1.5), r"fraction must be in \(0, 1\], got 1.5"),
+        (lambda: CenterSurround(8, fraction=0.0), r"fraction must be in \(0, 1\], got 0.0"),
+        (lambda: CenterSurround(3, fraction=0.1), "fraction=0.1, channels=3"),
+    ],
+)
+def test_invalid_arguments_raise(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()

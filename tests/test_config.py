@@ -1,0 +1,96 @@
+"""The real Hydra configs: component presets, experiments, sweeps and run directories."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from neurov1.models import COMPONENT_DEFAULTS, validate_components
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
+
+
+def compose_train(*overrides: str, hydra_config: bool = False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+def components_of(cfg) -> list[str]:
+    return list(validate_components(OmegaConf.to_container(cfg.model.net.components)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ((), []),
+        (("+model/components=none",), []),
+        (("+model/components=all",), ALL),
+        (("+model/components=[tuned_norm,center_surround]",), ["center_surround", "tuned_norm"]),
+        (("+model/components=[divisive_norm,local_rf]",), ["local_rf", "divisive_norm"]),
+        *[((f"+model/components=all_without_{name}",), [c for c in ALL if c != name]) for name in ALL],
+    ],
+)
+def test_component_presets(overrides, expected):
+    cfg = compose_train(*overrides)
+    assert components_of(cfg) == expected
+    assert set(cfg.model) == {"_target_", "_recursive_", "_convert_", "net", "optimizer", "scheduler"}
+
+
+def test_component_parameter_override():
+    cfg = compose_train("+model/components=all", "model.net.components.center_surround.fraction=0.5")
+    assert cfg.model.net.components.center_surround.fraction == 0.5
+
+
+@pytest.mark.parametrize("name", list(COMPONENT_DEFAULTS))
+def test_yaml_defaults_match_the_registry(name):
+    values = yaml.safe_load((CONF / "model" / "components" / f"{name}.yaml").read_text())
+    assert values == COMPONENT_DEFAULTS[name]
+
+
+@pytest.mark.parametrize("experiment", ["demo", "paper_imagenet64"])
+def test_experiments_compose_with_any_component_set(experiment):
+    cfg = compose_train(f"experiment={experiment}", "+model/components=all")
+    assert components_of(cfg) == ALL
+    assert cfg.model.optimizer.momentum == 0.9
+
+
+def test_paper_recipe():
+    cfg = compose_train("experiment=paper_imagenet64")
+    assert cfg.model.net.arch == "resnet50" and cfg.data.image_size == 64 and cfg.data.batch_size == 128
+    assert cfg.model.optimizer == {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-5}
+    assert list(cfg.model.scheduler.milestones) == [60, 80] and cfg.trainer.max_epochs == 100
+    assert cfg.trainer.precision in ("bf16-mixed", "16-mixed")
+
+
+def sweep_jobs(sweep: str) -> list[list[str]]:
+    params = compose_train(f"sweep={sweep}", hydra_config=True).hydra.sweeper.params
+    parsed = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
+    (batch,) = BasicSweeper.split_arguments(parsed, None)
+    return batch
+
+
+def test_single_component_sweep_jobs():
+    jobs = sweep_jobs("single_component")
+    composed = sorted((tuple(components_of(compose_train("sweep=single_component", *job))), job[-1]) for job in jobs)
+    expected = sorted(
+        (tuple(names), f"seed={seed}") for names in [[], *[[name] for name in COMPONENT_DEFAULTS]] for seed in range(3)
+    )
+    assert composed == expected
+
+
+def test_leave_one_out_sweep_jobs():
+    jobs = sweep_jobs("leave_one_out")
+    composed = [components_of(compose_train("sweep=leave_one_out", *job)) for job in jobs]
+    assert composed[0] == ALL
+    assert sorted(map(tuple, composed[1:])) == sorted(tuple(c for c in ALL if c != name) for name in ALL)
+
+
+def test_run_directories_never_collide():
+    hydra_cfg = OmegaConf.to_container(compose_train(hydra_config=True).hydra, resolve=False)
+    assert hydra_cfg["run"]["dir"].endswith("${now:%Y-%m-%d_%H-%M-%S-%f}")  # microseconds
+    assert hydra_cfg["sweep"]["subdir"] == "${hydra.job.num}"

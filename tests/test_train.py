@@ -1,0 +1,129 @@
+"""End to end: the training entry point on the embedded demo data, checkpoints, resume and bad input."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from conftest import TINY_DEMO, run_dirs, run_module
+from neurov1.module import NeuroV1Module
+
+ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
+
+
+@pytest.fixture(scope="module")
+def trained_all(tmp_path_factory):
+    """One demo run of the composite model A (all four components)."""
+    log_dir = tmp_path_factory.mktemp("train_all")
+    run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
+    (run_dir,) = run_dirs(log_dir)
+    return run_dir
+
+
+def test_run_writes_metrics_and_checkpoints(trained_all):
+    metrics = json.loads((trained_all / "metrics.json").read_text())
+    assert metrics["components"] == ALL
+    assert metrics["status"] == "completed" and metrics["seed"] == 0
+    assert metrics["run_name"] == "center_surround+local_rf+tuned_norm+cortical_mag-s0"
+    assert metrics["data"]["num_classes"] == 10
+    assert 0.0 <= metrics["best"]["value"] <= 1.0 and metrics["best"]["monitor"] == "val/acc1"
+    assert {"val/acc1", "val/acc5", "val/loss", "train/loss_epoch"} <= set(metrics["final"])
+    assert (trained_all / "checkpoints" / "best.ckpt").is_file()
+    assert (trained_all / "checkpoints" / "last.ckpt").is_file()
+    assert (trained_all / "csv" / "metrics.csv").is_file()
+    assert not list(trained_all.glob(".*.tmp")), "atomic writes leave no temporary files"
+
+
+def test_checkpoint_rebuilds_the_exact_model(trained_all):
+    path = trained_all / "checkpoints" / "best.ckpt"
+    model = NeuroV1Module.load_from_checkpoint(path, map_location="cpu")  # torch's default weights_only=True
+    assert model.components == ALL
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_resume_continues_training(trained_all, tmp_path):
+    last = trained_all / "checkpoints" / "last.ckpt"
+    steps_before = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    overrides = [o for o in TINY_DEMO if not o.startswith("trainer.max_epochs")]
+    run_module(
+        "neurov1.train",
+        *overrides,
+        "+model/components=all",
+        "trainer.max_epochs=2",
+        f"ckpt_path={last}",
+        log_dir=tmp_path,
+    )
+    (run_dir,) = run_dirs(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["global_step"] == 2 * steps_before
+
+
+def test_resume_with_another_component_set_is_refused(trained_all, tmp_path):
+    last = trained_all / "checkpoints" / "last.ckpt"
+    started = time.time()
+    result = run_module(
+        "neurov1.train",
+        *TINY_DEMO,
+        "+model/components=[tuned_norm]",
+        f"ckpt_path={last}",
+        log_dir=tmp_path,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "was trained as resnet18 with [center_surround,local_rf,tuned_norm,cortical_mag]" in result.stderr
+    assert "'+model/components=[center_surround,local_rf,tuned_norm,cortical_mag]'" in result.stderr
+    assert not run_dirs(tmp_path) and time.time() - started < 60
+
+
+def test_divisive_with_local_rf_trains(tmp_path):
+    run_module("neurov1.train", *TINY_DEMO, "+model/components=[divisive_norm,local_rf]", log_dir=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    assert json.loads((run_dir / "metrics.json").read_text())["components"] == ["local_rf", "divisive_norm"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ("+model/components=[divisive_norm,tuned_norm]",),
+            "divisive_norm and tuned_norm cannot be combined",
+        ),
+        (("+model/components=[tuned_normalization]",), "Did you mean 'tuned_norm'"),
+        (("data=imagenet", "data.root=/nonexistent/imagenet"), "data.root"),
+    ],
+)
+def test_bad_input_fails_fast_with_a_clear_message(tmp_path, overrides, message):
+    result = run_module("neurov1.train", *TINY_DEMO, *overrides, log_dir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "ConfigError" in result.stderr and not run_dirs(tmp_path)
+
+
+def test_wandb_falls_back_to_offline(tmp_path):
+    run_module("neurov1.train", *TINY_DEMO, "logger=wandb", log_dir=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    run_module(
+        "neurov1.train",
+        *TINY_DEMO,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "trainer.max_epochs=5",
+        "+trainer.max_steps=3",
+        log_dir=tmp_path,
+    )
+    (run_dir,) = run_dirs(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == 3
