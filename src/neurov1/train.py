@@ -4,7 +4,9 @@ Order of work: validate the component selection, the checkpoint to resume from a
 cheap), then build the model, loggers and trainer, fit, and write ``metrics.json`` atomically in the run dir.
 """
 
+import difflib
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurov1.checkpoints import check_checkpoint_matches
+from neurov1.errors import ConfigError
 from neurov1.models import validate_components
 from neurov1.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from neurov1.utils.io import write_json_atomic
@@ -93,8 +96,38 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         path = write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
-        log.info("Metrics written to %s", path)
+        best = metrics["best"]
+        log.info(
+            "%s: best %s = %s after %d epochs in %.0f s; metrics in %s",
+            cfg.run_name,
+            best["monitor"],
+            "n/a" if best["value"] is None else f"{best['value']:.4f}",
+            metrics["epochs"],
+            metrics["duration_s"],
+            path,
+        )
     return metrics
+
+
+def check_component_choices(arguments: list[str], config_dir: Path = Path(CONFIG_PATH)) -> None:
+    """Refuse unknown ``model/components`` options on the command line with the list of valid ones.
+
+    Hydra would only say it "could not load" the file; this names the option, the closest valid one and all.
+    """
+    available = sorted(path.stem for path in (config_dir / "model" / "components").glob("*.yaml"))
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):
+            continue
+        for name in value.strip("[]").split(","):
+            name = name.strip()
+            if name and name not in available:
+                close = difflib.get_close_matches(name, available, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"model/components: unknown option {name!r}.{hint} Available: {', '.join(available)}. "
+                    "Select several as '+model/components=[center_surround,tuned_norm]'."
+                )
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -102,6 +135,9 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored metric so sweepers can optimise it."""
     try:
         metrics = train(cfg)
+    except ConfigError as error:
+        log.error("%s", error)
+        raise SystemExit(f"ConfigError: {error}") from None
     finally:
         _finish_wandb()
     return metrics["best"]["value"]
@@ -109,12 +145,14 @@ def main(cfg: DictConfig) -> float | None:
 
 def _finish_wandb() -> None:
     """Close an open W&B run so the next job of a multirun starts cleanly."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
 
 
 if __name__ == "__main__":
+    try:
+        check_component_choices(sys.argv[1:])
+    except ConfigError as error:
+        raise SystemExit(f"ConfigError: {error}") from None
     main()

@@ -85,6 +85,9 @@ CASES = {
     "moved_center": dict(input_size=32, output_size=16, center=(13.3, 18.7)),
     "non_square": dict(input_size=(24, 40), output_size=(12, 20)),
     "custom_bins": dict(input_size=(20, 18), output_size=(8, 10), radius_bins=[0, 1.5, 3, 5, 7.5, 11], angle_bins=12),
+    "ring_edge_on_border": dict(input_size=8, output_size=6, radius_bins=[0, 1, 2, 4]),
+    # Pixels just below the centre row have angles that round up to 2 pi; they belong to angle bin 0.
+    "angle_rounding_to_2pi": dict(input_size=32, output_size=16, center=(math.nextafter(16.0, 0.0), 16.0)),
 }
 
 
@@ -141,38 +144,12 @@ def test_input_gradient_is_the_column_sum_of_the_pooling_matrix():
     assert list(module.parameters()) == []
     x = torch.rand(2, 3, 32, 32, requires_grad=True)
     module(x).sum().backward()
-    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     torch.testing.assert_close(x.grad, module.pooling_matrix.sum(0).view(1, 1, 32, 32).expand_as(x))
-
-
-def test_bfloat16_autocast_matches_float32():
-    module = PolarTransform(32, 16)
-    x = torch.rand(2, 4, 32, 32)
-    expected = module(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = module(x)
-    assert torch.isfinite(out).all()
-    assert (out.float() - expected).abs().max() <= 5e-2 * expected.abs().max()
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
-def test_runs_in_any_float_dtype(dtype):
-    module = PolarTransform(24, 12)
-    out = module(torch.rand(2, 3, 24, 24, dtype=dtype))
-    assert out.dtype == dtype and torch.isfinite(out).all()
 
 
 def test_wrong_input_size_raises():
     with pytest.raises(ValueError, match=r"expected input spatial size \(32, 32\), got \(30, 32\)"):
         PolarTransform(32, 16)(torch.rand(1, 1, 30, 32))
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu():
-    module = PolarTransform(32, 16)
-    x = torch.rand(2, 4, 32, 32)
-    torch.testing.assert_close(module.cuda()(x.cuda()).cpu(), module.cpu()(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(

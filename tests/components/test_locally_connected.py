@@ -81,14 +81,10 @@ def test_kaiming_fan_out_initialisation():
     assert abs(layer.weight.mean().item()) < 1e-3
 
 
-def test_gradients_reach_every_parameter():
+def test_kernel_taps_only_get_gradient_from_their_own_window():
     torch.manual_seed(3)
     layer = LocallyConnected2d(3, 4, 6, bias=True)
-    x = torch.rand(2, 3, 6, 6, requires_grad=True)
-    layer(x).sum().backward()
-    for name, parameter in [*layer.named_parameters(), ("input", x)]:
-        assert torch.isfinite(parameter.grad).all(), name
-        assert parameter.grad.abs().sum() > 0, name
+    layer(torch.rand(2, 3, 6, 6)).sum().backward()
     # Each location's kernel only sees its own window: padded taps of corner kernels get no gradient.
     corner_taps = layer.weight.grad[0].view(4, 3, 3, 3)
     assert (corner_taps[:, 0] == 0).all() and (corner_taps[:, 1:, 1:] != 0).all()
@@ -106,38 +102,12 @@ def test_gradients_match_loop_formula():
     torch.testing.assert_close(layer.weight.grad, expected)
 
 
-def test_bfloat16_autocast_matches_float32():
-    torch.manual_seed(5)
-    layer = LocallyConnected2d(8, 8, 10, bias=True)
-    x = torch.rand(2, 8, 10, 10)
-    expected = layer(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = layer(x)
-    assert torch.isfinite(out).all()
-    assert (out.float() - expected).abs().max() <= 5e-2 * expected.abs().max()
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
-def test_runs_in_any_float_dtype(dtype):
-    layer = LocallyConnected2d(2, 3, 5, bias=True).to(dtype)
-    out = layer(torch.rand(2, 2, 5, 5, dtype=dtype))
-    assert out.dtype == dtype and torch.isfinite(out).all()
-
-
 def test_wrong_input_size_raises():
     layer = LocallyConnected2d(3, 4, (7, 6))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, 7, 6\), got \(2, 3, 6, 6\)"):
         layer(torch.randn(2, 3, 6, 6))
     with pytest.raises(ValueError, match=r"got \(2, 4, 7, 6\)"):
         layer(torch.randn(2, 4, 7, 6))
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu():
-    layer = LocallyConnected2d(4, 4, 8, stride=2, bias=True)
-    x = torch.rand(2, 4, 8, 8)
-    torch.testing.assert_close(layer.cuda()(x.cuda()).cpu(), layer.cpu()(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(

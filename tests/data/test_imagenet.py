@@ -4,26 +4,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from fake_images import CLASS_COLOURS, module_factory, write_image
 
 from neurov1.data import ImageNetDataModule
 from neurov1.errors import ConfigError
 
-CLASS_COLOURS = {"n01": (220, 20, 20), "n02": (20, 220, 20), "n03": (20, 20, 220)}
-
-
-def write_image(path: Path, colour: tuple[int, int, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (48, 40), colour).save(path, format="PNG" if path.suffix == ".png" else "JPEG")
+SIZE = (48, 40)  # full-size ImageNet images are not square
 
 
 def make_imagenet(root: Path, train_per_class: int = 4, val_per_class: int = 2) -> Path:
     """root/{train,val}/<wnid>/ with one flat colour per class; created in reverse order to test sorting."""
     for wnid, colour in reversed(CLASS_COLOURS.items()):
         for index in range(train_per_class):
-            write_image(root / "train" / wnid / f"{wnid}_{index}.JPEG", colour)
+            write_image(root / "train" / wnid / f"{wnid}_{index}.JPEG", colour, SIZE)
         for index in range(val_per_class):
-            write_image(root / "val" / wnid / f"ILSVRC2012_val_{wnid}_{index}.JPEG", colour)
+            write_image(root / "val" / wnid / f"ILSVRC2012_val_{wnid}_{index}.JPEG", colour, SIZE)
     return root
 
 
@@ -32,8 +27,7 @@ def imagenet_root(tmp_path: Path) -> Path:
     return make_imagenet(tmp_path / "imagenet")
 
 
-def data_module(root: Path, **kwargs) -> ImageNetDataModule:
-    return ImageNetDataModule(root=str(root), **{"batch_size": 4, "num_workers": 0, **kwargs})
+data_module = module_factory(ImageNetDataModule, batch_size=4)
 
 
 def test_classes_are_sorted_wnids_and_images_are_counted(imagenet_root):
@@ -48,8 +42,8 @@ def test_classes_are_sorted_wnids_and_images_are_counted(imagenet_root):
 
 
 def test_extensions_are_case_insensitive_and_other_files_ignored(imagenet_root):
-    write_image(imagenet_root / "train" / "n01" / "extra.jpg", CLASS_COLOURS["n01"])
-    write_image(imagenet_root / "train" / "n01" / "extra.png", CLASS_COLOURS["n01"])
+    write_image(imagenet_root / "train" / "n01" / "extra.jpg", CLASS_COLOURS["n01"], SIZE)
+    write_image(imagenet_root / "train" / "n01" / "extra.png", CLASS_COLOURS["n01"], SIZE)
     (imagenet_root / "train" / "n01" / "notes.txt").write_text("not an image")
     module = data_module(imagenet_root)
     module.setup("fit")
@@ -101,7 +95,7 @@ def test_flat_val_is_explained(tmp_path):
     root = tmp_path / "imagenet"
     make_imagenet(root, val_per_class=0)
     for index in range(3):
-        write_image(root / "val" / f"ILSVRC2012_val_{index:08d}.JPEG", (0, 0, 0))
+        write_image(root / "val" / f"ILSVRC2012_val_{index:08d}.JPEG", (0, 0, 0), SIZE)
     with pytest.raises(ConfigError, match="data.root") as info:
         data_module(root).validate()
     message = str(info.value)
@@ -127,7 +121,7 @@ def test_empty_class_folder(imagenet_root):
 
 
 def test_mismatched_val_classes(imagenet_root):
-    write_image(imagenet_root / "val" / "n09" / "x.JPEG", (0, 0, 0))
+    write_image(imagenet_root / "val" / "n09" / "x.JPEG", (0, 0, 0), SIZE)
     with pytest.raises(ConfigError, match="data.root") as info:
         data_module(imagenet_root).validate()
     assert str(imagenet_root / "val") in str(info.value)

@@ -4,18 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from fake_images import CLASS_COLOURS, module_factory, write_image
 
 from neurov1.data import TinyImageNetDataModule
 from neurov1.errors import ConfigError
 
-CLASS_COLOURS = {"n01": (220, 20, 20), "n02": (20, 220, 20), "n03": (20, 20, 220)}
 VAL_WNIDS = ["n03", "n01", "n02", "n01", "n03", "n02"]
-
-
-def write_image(path: Path, colour: tuple[int, int, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (64, 64), colour).save(path, format="JPEG")
 
 
 def make_tiny_imagenet(root: Path, train_per_class: int = 3) -> Path:
@@ -38,8 +32,7 @@ def tiny_root(tmp_path: Path) -> Path:
     return make_tiny_imagenet(tmp_path / "tiny-imagenet-200")
 
 
-def data_module(root: Path, **kwargs) -> TinyImageNetDataModule:
-    return TinyImageNetDataModule(root=str(root), **{"batch_size": 3, "num_workers": 0, **kwargs})
+data_module = module_factory(TinyImageNetDataModule, batch_size=3)
 
 
 def edit_annotation_line(root: Path, line_number: int, new_line: str) -> Path:

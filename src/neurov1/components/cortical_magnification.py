@@ -53,7 +53,11 @@ class PolarTransform(nn.Module):
       (d) it is resized bilinearly (align_corners=False) to output_size (rows = radius, columns = angle).
     Defaults reproduce the paper: 32x32 -> 16x16, radial edges 0, 1, ..., 14, 16, 18, 20, 23 px, 30 angle
     bins, centre (H / 2, W / 2). Without radius_bins, other input sizes use these edges scaled by
-    min(H, W) / 32. center = (row, col) in px is the fixation point.
+    min(H, W) / 32. center = (row, col) in px is the fixation point. A ring inside the image that contains
+    no pixel at all (e.g. the scaled default edges for inputs below 32 px) raises ValueError: pass radius_bins.
+
+    For analyses: polar_map(x) returns the (radius_bins, angle_bins) map of steps (a)-(b) and the buffer
+    region_pixel_count (radius_bins, angle_bins) tells which regions were empty (0: interpolated or zero).
 
     All steps are precomputed as one dense matrix M of shape (H_out * W_out, H * W) (float32, 4 bytes per
     entry), so the forward is out = x.flatten(-2) @ M^T.

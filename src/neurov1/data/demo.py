@@ -3,14 +3,14 @@
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import skimage.data
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from neurov1.data.folders import check_loader_settings, check_positive_int, check_train_size, make_loader
+from neurov1.data.base import BaseDataModule
+from neurov1.data.folders import check_positive_int, check_train_size
 from neurov1.data.transforms import ChannelStat, per_channel
 from neurov1.errors import ConfigError
 
@@ -93,7 +93,7 @@ class NormalizedTensorDataset(Dataset):
         return (image.float() / 255 - self.mean) / self.std, int(self.labels[index])
 
 
-class DemoDataModule(L.LightningDataModule):
+class DemoDataModule(BaseDataModule):
     """One class per scikit-image sample photograph; train crops from the left 70%, val from the right 30%.
 
     Crops are drawn once from ``numpy.random.default_rng(seed)``, so the data are identical for a seed.
@@ -112,20 +112,12 @@ class DemoDataModule(L.LightningDataModule):
         mean: ChannelStat = 0.5,
         std: ChannelStat = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std)
         self.num_classes = num_classes
         self.train_per_class = train_per_class
         self.val_per_class = val_per_class
         self.seed = seed
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.image_size = image_size
-        self.mean = mean
-        self.std = std
         self._validated = False
-        self.train_dataset: NormalizedTensorDataset | None = None
-        self.val_dataset: NormalizedTensorDataset | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -146,13 +138,10 @@ class DemoDataModule(L.LightningDataModule):
             )
         check_positive_int(self.train_per_class, "data.train_per_class", 160)
         check_positive_int(self.val_per_class, "data.val_per_class", 40)
-        check_positive_int(self.image_size, "data.image_size", 64)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"data.seed: must be an integer >= 0, got {self.seed!r}. Set data.seed=0.")
-        check_loader_settings(self.batch_size, self.num_workers)
+        self._check_settings()
         check_train_size(self.num_classes * self.train_per_class, self.batch_size, "the demo train split")
-        per_channel(self.mean, "data.mean")
-        per_channel(self.std, "data.std")
         for index, name in enumerate(DEMO_IMAGE_FILES[: self.num_classes]):
             if not (DEMO_IMAGE_DIR / name).is_file():
                 raise ConfigError(
@@ -192,15 +181,3 @@ class DemoDataModule(L.LightningDataModule):
         labels = torch.cat([torch.full((len(c),), label) for label, c in enumerate(crops_per_class)])
         images = torch.from_numpy(np.concatenate(crops_per_class))
         return NormalizedTensorDataset(images, labels, mean, std, flip)
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (drop_last)."""
-        if self.train_dataset is None:
-            self.setup("fit")
-        return make_loader(self.train_dataset, self.batch_size, self.num_workers, self.pin_memory, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches in class order."""
-        if self.val_dataset is None:
-            self.setup("validate")
-        return make_loader(self.val_dataset, self.batch_size, self.num_workers, self.pin_memory, train=False)

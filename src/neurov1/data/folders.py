@@ -61,6 +61,17 @@ def list_images(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if e.is_file() and is_image_file(e.name))
 
 
+def class_images(split_dir: Path, wnids: Sequence[str], subfolder: str = "") -> tuple[list[str], list[int]]:
+    """Paths (relative to split_dir) and labels of the images in each split_dir/<wnid>/<subfolder>, in wnid order."""
+    paths, labels = [], []
+    for label, wnid in enumerate(wnids):
+        folder = os.path.join(wnid, subfolder)
+        names = list_images(split_dir / folder)
+        paths.extend(os.path.join(folder, name) for name in names)
+        labels.extend([label] * len(names))
+    return paths, labels
+
+
 def check_verify_mode(verify: str) -> str:
     """Return verify if it is a known mode, else raise ConfigError."""
     if verify not in VERIFY_MODES:

@@ -2,27 +2,19 @@
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
-import lightning as L
-from torch.utils.data import DataLoader
-
+from neurov1.data.base import ImageFolderDataModule
 from neurov1.data.folders import (
     ImageFileDataset,
-    check_loader_settings,
     check_positive_int,
-    check_train_size,
-    check_verify_mode,
     class_folders,
+    class_images,
     first_image,
-    list_images,
     loose_image_count,
-    make_loader,
-    root_path,
-    verify_images,
 )
-from neurov1.data.transforms import ChannelStat, imagenet_train_transform, imagenet_val_transform, per_channel
+from neurov1.data.transforms import ChannelStat, imagenet_train_transform, imagenet_val_transform
 from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,8 +23,11 @@ LAYOUT = "folder holding train/ and val/"
 SPLITS = ("train", "val")
 
 
-class ImageNetDataModule(L.LightningDataModule):
+class ImageNetDataModule(ImageFolderDataModule):
     """ImageNet from ``root/{train,val}/<wnid>/*.JPEG``; class indices follow the sorted wnids of train/."""
+
+    NAME = "ImageNet"
+    LAYOUT = LAYOUT
 
     def __init__(
         self,
@@ -47,39 +42,13 @@ class ImageNetDataModule(L.LightningDataModule):
         val_resize: int = 256,
         verify: str = "sample",
     ) -> None:
-        super().__init__()
-        self.root_setting = root
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.image_size = image_size
-        self.mean = mean
-        self.std = std
+        super().__init__(root, batch_size, num_workers, pin_memory, image_size, mean, std, verify)
         self.train_crop = train_crop
         self.val_resize = val_resize
-        self.verify = verify
-        self.root: Path | None = None
-        self._class_names: list[str] | None = None
-        self.train_dataset: ImageFileDataset | None = None
-        self.val_dataset: ImageFileDataset | None = None
 
-    @property
-    def class_names(self) -> list[str]:
-        """Sorted wnids of train/ (validates the layout on first use)."""
-        self.validate()
-        return list(self._class_names)
-
-    @property
-    def num_classes(self) -> int:
-        """Number of class folders in train/."""
-        return len(self.class_names)
-
-    def validate(self) -> None:
-        """Check settings, folder layout and (per ``verify``) image headers; raise ConfigError if bad."""
-        if self._class_names is not None:
-            return
-        check_loader_settings(self.batch_size, self.num_workers)
-        check_positive_int(self.image_size, "data.image_size", 64)
+    def _check_settings(self) -> None:
+        """Also check the crop and resize sizes."""
+        super()._check_settings()
         check_positive_int(self.train_crop, "data.train_crop", 224)
         check_positive_int(self.val_resize, "data.val_resize", 256)
         if self.val_resize < self.train_crop:
@@ -87,10 +56,9 @@ class ImageNetDataModule(L.LightningDataModule):
                 f"data.val_resize: {self.val_resize} is smaller than data.train_crop={self.train_crop}; "
                 "the val centre crop would be padded. Set data.val_resize=256 with data.train_crop=224."
             )
-        per_channel(self.mean, "data.mean")
-        per_channel(self.std, "data.std")
-        check_verify_mode(self.verify)
-        root = root_path(self.root_setting, LAYOUT)
+
+    def _check_layout(self, root: Path) -> tuple[list[str], list[Path]]:
+        """Both splits need the same non-empty <wnid>/ folders; returns the wnids and one image per folder."""
         for split in SPLITS:
             if not (root / split).is_dir():
                 raise ConfigError(
@@ -123,19 +91,7 @@ class ImageNetDataModule(L.LightningDataModule):
             )
         if loose_val_images:
             log.warning("Ignoring %d images lying directly in %s", loose_val_images, val_dir)
-        samples = self._first_images(train_dir, train_classes) + self._first_images(val_dir, train_classes)
-        if self.verify == "sample":
-            verify_images(samples)
-        elif self.verify == "all":
-            verify_images(
-                root / split / wnid / name
-                for split in SPLITS
-                for wnid in train_classes
-                for name in list_images(root / split / wnid)
-            )
-        self.root = root
-        self._class_names = train_classes
-        log.info("ImageNet at %s: %d classes (verify=%s)", root, len(train_classes), self.verify)
+        return train_classes, self._first_images(train_dir, train_classes) + self._first_images(val_dir, train_classes)
 
     @staticmethod
     def _no_class_folders(split_dir: Path) -> ConfigError:
@@ -158,35 +114,18 @@ class ImageNetDataModule(L.LightningDataModule):
             images.append(image)
         return images
 
-    def setup(self, stage: str | None = None) -> None:
-        """Validate, then list the image files of the splits the stage needs."""
-        self.validate()
-        if stage in (None, "fit") and self.train_dataset is None:
-            transform = imagenet_train_transform(self.image_size, self.train_crop, self.mean, self.std)
-            self.train_dataset = self._dataset("train", transform)
-            check_train_size(len(self.train_dataset), self.batch_size, self.root / "train")
-        if self.val_dataset is None:
-            transform = imagenet_val_transform(self.image_size, self.val_resize, self.train_crop, self.mean, self.std)
-            self.val_dataset = self._dataset("val", transform)
+    def _all_images(self, root: Path, wnids: list[str]) -> Iterator[Path]:
+        """Every image of both splits, split by split."""
+        for split in SPLITS:
+            paths, _ = class_images(root / split, wnids)
+            yield from (root / split / path for path in paths)
 
-    def _dataset(self, split: str, transform: Callable) -> ImageFileDataset:
+    def _dataset(self, split: str) -> ImageFileDataset:
         """All images of a split, labelled by the class order of train/."""
-        paths, labels = [], []
-        for label, wnid in enumerate(self._class_names):
-            names = list_images(self.root / split / wnid)
-            paths.extend(f"{wnid}/{name}" for name in names)
-            labels.extend([label] * len(names))
+        if split == "train":
+            transform = imagenet_train_transform(self.image_size, self.train_crop, self.mean, self.std)
+        else:
+            transform = imagenet_val_transform(self.image_size, self.val_resize, self.train_crop, self.mean, self.std)
+        paths, labels = class_images(self.root / split, self._class_names)
         log.info("ImageNet %s: %d images", split, len(paths))
         return ImageFileDataset(self.root / split, paths, labels, transform)
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (drop_last)."""
-        if self.train_dataset is None:
-            self.setup("fit")
-        return make_loader(self.train_dataset, self.batch_size, self.num_workers, self.pin_memory, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches in file order."""
-        if self.val_dataset is None:
-            self.setup("validate")
-        return make_loader(self.val_dataset, self.batch_size, self.num_workers, self.pin_memory, train=False)

@@ -1,31 +1,11 @@
 """Tiny-ImageNet (64x64) with validation labels read from val/val_annotations.txt."""
 
 import logging
-import os
 from pathlib import Path
 
-import lightning as L
-from torch.utils.data import DataLoader
-
-from neurov1.data.folders import (
-    ImageFileDataset,
-    check_loader_settings,
-    check_positive_int,
-    check_train_size,
-    check_verify_mode,
-    class_folders,
-    first_image,
-    list_images,
-    make_loader,
-    root_path,
-    verify_images,
-)
-from neurov1.data.transforms import (
-    ChannelStat,
-    per_channel,
-    tiny_imagenet_train_transform,
-    tiny_imagenet_val_transform,
-)
+from neurov1.data.base import ImageFolderDataModule
+from neurov1.data.folders import ImageFileDataset, class_folders, class_images, first_image, list_images
+from neurov1.data.transforms import tiny_imagenet_train_transform, tiny_imagenet_val_transform
 from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,59 +14,19 @@ LAYOUT = "folder holding train/, val/ and wnids.txt of tiny-imagenet-200"
 RESTORE = "Re-extract it from tiny-imagenet-200.zip"
 
 
-class TinyImageNetDataModule(L.LightningDataModule):
+class TinyImageNetDataModule(ImageFolderDataModule):
     """Tiny-ImageNet: ``root/train/<wnid>/images/*.JPEG``, ``root/val/images`` and ``val_annotations.txt``.
 
     Class indices follow the sorted wnids of train/.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        batch_size: int = 128,
-        num_workers: int = 8,
-        pin_memory: bool = False,
-        image_size: int = 64,
-        mean: ChannelStat = 0.5,
-        std: ChannelStat = 0.5,
-        verify: str = "sample",
-    ) -> None:
-        super().__init__()
-        self.root_setting = root
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.image_size = image_size
-        self.mean = mean
-        self.std = std
-        self.verify = verify
-        self.root: Path | None = None
-        self._class_names: list[str] | None = None
-        self._val_annotations: list[tuple[str, int]] = []
-        self.train_dataset: ImageFileDataset | None = None
-        self.val_dataset: ImageFileDataset | None = None
+    NAME = "Tiny-ImageNet"
+    LAYOUT = LAYOUT
 
-    @property
-    def class_names(self) -> list[str]:
-        """Sorted wnids of train/ (validates the layout on first use)."""
-        self.validate()
-        return list(self._class_names)
+    _val_annotations: list[tuple[str, int]]  # (file name, label) per val image, set by _check_layout
 
-    @property
-    def num_classes(self) -> int:
-        """Number of class folders in train/ (200 for the real set)."""
-        return len(self.class_names)
-
-    def validate(self) -> None:
-        """Check settings, folder layout, val annotations and (per ``verify``) image headers."""
-        if self._class_names is not None:
-            return
-        check_loader_settings(self.batch_size, self.num_workers)
-        check_positive_int(self.image_size, "data.image_size", 64)
-        per_channel(self.mean, "data.mean")
-        per_channel(self.std, "data.std")
-        check_verify_mode(self.verify)
-        root = root_path(self.root_setting, LAYOUT)
+    def _check_layout(self, root: Path) -> tuple[list[str], list[Path]]:
+        """Check the folders, wnids.txt and val annotations (kept); returns the wnids and one image per class."""
         train_dir, val_dir = root / "train", root / "val"
         for folder in (train_dir, val_dir / "images"):
             if not folder.is_dir():
@@ -103,23 +43,11 @@ class TinyImageNetDataModule(L.LightningDataModule):
             )
         train_samples = [self._first_train_image(train_dir / wnid) for wnid in wnids]
         self._check_wnids_file(root / "wnids.txt", wnids)
-        annotations = self._read_annotations(val_dir, wnids)
-        if self.verify == "sample":
-            first_val_images = {}
-            for name, label in annotations:
-                first_val_images.setdefault(label, val_dir / "images" / name)
-            verify_images(train_samples + list(first_val_images.values()))
-        elif self.verify == "all":
-            verify_images(
-                train_dir / wnid / "images" / name
-                for wnid in wnids
-                for name in list_images(train_dir / wnid / "images")
-            )
-            verify_images(val_dir / "images" / name for name, _ in annotations)
-        self.root = root
-        self._val_annotations = annotations
-        self._class_names = wnids
-        log.info("Tiny-ImageNet at %s: %d classes (verify=%s)", root, len(wnids), self.verify)
+        self._val_annotations = self._read_annotations(val_dir, wnids)
+        first_val_images = {}
+        for name, label in self._val_annotations:
+            first_val_images.setdefault(label, val_dir / "images" / name)
+        return wnids, train_samples + list(first_val_images.values())
 
     @staticmethod
     def _first_train_image(class_dir: Path) -> Path:
@@ -188,33 +116,21 @@ class TinyImageNetDataModule(L.LightningDataModule):
             log.warning("Ignoring %d images in %s without an annotation", unlabelled, val_dir / "images")
         return annotations
 
-    def setup(self, stage: str | None = None) -> None:
-        """Validate, then list the train images and build the annotated val set."""
-        self.validate()
-        if stage in (None, "fit") and self.train_dataset is None:
-            paths, labels = [], []
-            for label, wnid in enumerate(self._class_names):
-                names = list_images(self.root / "train" / wnid / "images")
-                paths.extend(f"{wnid}/images/{name}" for name in names)
-                labels.extend([label] * len(names))
+    def _all_images(self, root: Path, wnids: list[str]) -> list[Path]:
+        """Every train image, then every annotated val image."""
+        train_paths, _ = class_images(root / "train", wnids, "images")
+        val_images = [root / "val" / "images" / name for name, _ in self._val_annotations]
+        return [root / "train" / path for path in train_paths] + val_images
+
+    def _dataset(self, split: str) -> ImageFileDataset:
+        """Train: the images of the class folders; val: the annotated images."""
+        if split == "train":
+            folder = self.root / "train"
+            paths, labels = class_images(folder, self._class_names, "images")
             transform = tiny_imagenet_train_transform(self.image_size, self.mean, self.std)
-            self.train_dataset = ImageFileDataset(self.root / "train", paths, labels, transform)
-            check_train_size(len(paths), self.batch_size, self.root / "train")
-            log.info("Tiny-ImageNet train: %d images", len(paths))
-        if self.val_dataset is None:
-            names, labels = zip(*self._val_annotations, strict=True)
+        else:
+            folder = self.root / "val" / "images"
+            paths, labels = zip(*self._val_annotations, strict=True)
             transform = tiny_imagenet_val_transform(self.image_size, self.mean, self.std)
-            self.val_dataset = ImageFileDataset(self.root / "val" / "images", names, labels, transform)
-            log.info("Tiny-ImageNet val: %d images", len(names))
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (drop_last)."""
-        if self.train_dataset is None:
-            self.setup("fit")
-        return make_loader(self.train_dataset, self.batch_size, self.num_workers, self.pin_memory, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches in annotation order."""
-        if self.val_dataset is None:
-            self.setup("validate")
-        return make_loader(self.val_dataset, self.batch_size, self.num_workers, self.pin_memory, train=False)
+        log.info("Tiny-ImageNet %s: %d images", split, len(paths))
+        return ImageFileDataset(folder, paths, labels, transform)

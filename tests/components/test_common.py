@@ -1,0 +1,89 @@
+"""Checks every public module of neurov1.components must pass: gradients, mixed precision, dtypes and devices.
+
+Component-specific behaviour (loop-based references, validation errors, special properties) is tested in the
+per-component files.
+"""
+
+import pytest
+import torch
+
+import neurov1.components
+from neurov1.components import (
+    CenterSurround,
+    DivisiveNormalization,
+    DoGConv2d,
+    LocallyConnected2d,
+    PolarTransform,
+    TunedNormalization,
+)
+
+# id -> (module builder, input shape (N, C, H, W))
+MODULES = {
+    "dog": (lambda: DoGConv2d(4), (2, 4, 8, 8)),
+    "center_surround": (lambda: CenterSurround(8, fraction=0.5), (2, 8, 8, 8)),
+    "locally_connected": (lambda: LocallyConnected2d(4, 4, 8, stride=2, bias=True), (2, 4, 8, 8)),
+    "divisive_normalization": (lambda: DivisiveNormalization(4), (2, 4, 8, 8)),
+    "tuned_normalization": (lambda: TunedNormalization(8), (2, 8, 6, 6)),
+    "polar_transform": (lambda: PolarTransform(24, 12), (2, 3, 24, 24)),
+}
+
+# Modules without learnable parameters; their gradient check rests on the input gradient alone.
+PARAMETER_FREE = {"polar_transform"}
+
+# Parameters whose gradient legitimately has exact zeros (they must still get a non-zero gradient somewhere):
+# a location's kernel taps that only ever see zero padding (see test_locally_connected.py).
+SPARSE_GRADIENTS = {"locally_connected": {"weight"}}
+
+
+def build(name, dtype=torch.float32):
+    """Seeded module and matching random input of the given dtype."""
+    torch.manual_seed(0)
+    builder, shape = MODULES[name]
+    return builder().to(dtype), torch.rand(*shape, dtype=dtype)
+
+
+def test_table_covers_every_public_module():
+    built = {type(builder()).__name__ for builder, _ in MODULES.values()}
+    assert built == set(neurov1.components.__all__)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_gradients_reach_every_parameter_and_the_input(name):
+    module, x = build(name)
+    x.requires_grad_(True)
+    module(x).sum().backward()
+    parameters = dict(module.named_parameters())
+    assert bool(parameters) == (name not in PARAMETER_FREE)
+    for parameter_name, parameter in [*parameters.items(), ("input", x)]:
+        assert parameter.grad is not None, parameter_name
+        assert torch.isfinite(parameter.grad).all(), parameter_name
+        assert parameter.grad.abs().sum() > 0, parameter_name
+    for parameter_name, parameter in parameters.items():
+        if parameter_name not in SPARSE_GRADIENTS.get(name, set()):
+            assert (parameter.grad != 0).all(), parameter_name
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_bfloat16_autocast_matches_float32(name):
+    module, x = build(name)
+    expected = module(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x)
+    assert torch.isfinite(out).all()
+    assert (out.float() - expected).abs().max() <= 5e-2 * expected.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", MODULES)
+def test_runs_in_any_float_dtype(name, dtype):
+    module, x = build(name, dtype)
+    out = module(x)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", MODULES)
+def test_cuda_matches_cpu(name):
+    module, x = build(name)
+    torch.testing.assert_close(module.cuda()(x.cuda()).cpu(), module.cpu()(x), rtol=1e-4, atol=1e-5)
