@@ -21,6 +21,7 @@ from neurov1.models import validate_components
 from neurov1.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import run_name, run_tags
+from neurov1.utils.runtime import keep_large_allocations_in_heap
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def prepare(cfg: DictConfig) -> L.LightningDataModule:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the configured data; returns the content of ``metrics.json``."""
     started = time.time()
+    keep_large_allocations_in_heap()
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare(cfg)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
