@@ -10,6 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from neurov1.models import COMPONENT_DEFAULTS, validate_components
+from neurov1.utils.instantiate import instantiate_loggers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
@@ -94,3 +95,17 @@ def test_run_directories_never_collide():
     hydra_cfg = OmegaConf.to_container(compose_train(hydra_config=True).hydra, resolve=False)
     assert hydra_cfg["run"]["dir"].endswith("${now:%Y-%m-%d_%H-%M-%S-%f}")  # microseconds
     assert hydra_cfg["sweep"]["subdir"] == "${hydra.job.num}"
+
+
+@pytest.mark.parametrize(
+    ("logger", "expected"),
+    [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"), ("wandb", "WandbLogger"), ("none", None)],
+)
+def test_logger_groups_instantiate(tmp_path, monkeypatch, logger, expected):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: W&B must fall back to offline
+    cfg = compose_train(f"logger={logger}", f"paths.output_dir={tmp_path}", "run_name=test-s0")
+    loggers = instantiate_loggers(cfg.get("logger"))
+    assert [type(item).__name__ for item in loggers] == ([expected] if expected else [])
+    if logger == "wandb":
+        assert loggers[0]._wandb_init["mode"] == "offline" and loggers[0]._wandb_init["name"] == "test-s0"
