@@ -94,6 +94,7 @@ def test_divisive_with_local_rf_trains(tmp_path):
         (("+model/components=[tuned_normalization]",), "unknown option 'tuned_normalization'. Did you mean"),
         (("+model/components=tuned_norm", "+model.net.components.tuned_norm.width=2"), "unknown parameter 'width'"),
         (("data=imagenet", "data.root=/nonexistent/imagenet"), "data.root: /nonexistent/imagenet does not exist"),
+        (("model.net.num_classes=5",), "model.net.num_classes=5 but neurov1.data.DemoDataModule has 10 classes"),
     ],
 )
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, overrides, message):

@@ -46,10 +46,9 @@ def prepare(cfg: DictConfig) -> L.LightningDataModule:
         if cfg.model.net.num_classes is None:
             cfg.model.net.num_classes = datamodule.num_classes
     if cfg.model.net.num_classes != datamodule.num_classes:
-        log.warning(
-            "model.net.num_classes=%s but the data has %s classes",
-            cfg.model.net.num_classes,
-            datamodule.num_classes,
+        raise ConfigError(
+            f"model.net.num_classes={cfg.model.net.num_classes} but {cfg.data._target_} has "
+            f"{datamodule.num_classes} classes. Set model.net.num_classes=null to take it from the data."
         )
     return datamodule
 
