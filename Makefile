@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tests run in 2 processes on the 2-core reference machine, one torch thread each.
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 .PHONY: install demo test test-slow bench lint clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	BS_INSTALL_DEPENDENCIES=no $(PY) -m pip install -e '.[dev]'
 
 demo:
 	$(PY) -m neurov1.train experiment=demo +model/components=all

@@ -27,12 +27,16 @@ TINY_DEMO = (
 )
 
 
-def run_module(module: str, *overrides: str, log_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, *overrides: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <overrides> paths.log_dir=<log_dir>`` in a clean, offline environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
-    env.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, WANDB_SILENT="true", PYTHONUNBUFFERED="1")
+    variables = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "BRAINIO", "RESULTCACHING"))}
+    variables.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, WANDB_SILENT="true", PYTHONUNBUFFERED="1")
+    variables.pop("BRAINSCORE_HOME", None)
+    variables.update(env or {})
     command = [sys.executable, "-m", module, *overrides, f"paths.log_dir={log_dir}"]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=REPO, env=variables, capture_output=True, text=True, timeout=1800)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
@@ -46,3 +50,20 @@ def run_dirs(log_dir: Path) -> list[Path]:
 @pytest.fixture
 def tiny_demo():
     return TINY_DEMO
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The run directory of one tiny demo run of the composite model A (all four components)."""
+    log_dir = tmp_path_factory.mktemp("demo_all")
+    run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
+    (run_dir,) = run_dirs(log_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def stimulus_cache() -> Path:
+    """A cache of generated Marques2020 stimuli shared by the V1 tests (and kept between test sessions)."""
+    path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neurov1-tests"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -12,31 +12,22 @@ from neurov1.module import NeuroV1Module
 ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
 
 
-@pytest.fixture(scope="module")
-def trained_all(tmp_path_factory):
-    """One demo run of the composite model A (all four components)."""
-    log_dir = tmp_path_factory.mktemp("train_all")
-    run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
-    (run_dir,) = run_dirs(log_dir)
-    return run_dir
-
-
-def test_run_writes_metrics_and_checkpoints(trained_all):
-    metrics = json.loads((trained_all / "metrics.json").read_text())
+def test_run_writes_metrics_and_checkpoints(demo_run):
+    metrics = json.loads((demo_run / "metrics.json").read_text())
     assert metrics["components"] == ALL
     assert metrics["status"] == "completed" and metrics["seed"] == 0
     assert metrics["run_name"] == "center_surround+local_rf+tuned_norm+cortical_mag-s0"
     assert metrics["data"]["num_classes"] == 10
     assert 0.0 <= metrics["best"]["value"] <= 1.0 and metrics["best"]["monitor"] == "val/acc1"
     assert {"val/acc1", "val/acc5", "val/loss", "train/loss_epoch"} <= set(metrics["final"])
-    assert (trained_all / "checkpoints" / "best.ckpt").is_file()
-    assert (trained_all / "checkpoints" / "last.ckpt").is_file()
-    assert (trained_all / "csv" / "metrics.csv").is_file()
-    assert not list(trained_all.glob(".*.tmp")), "atomic writes leave no temporary files"
+    assert (demo_run / "checkpoints" / "best.ckpt").is_file()
+    assert (demo_run / "checkpoints" / "last.ckpt").is_file()
+    assert (demo_run / "csv" / "metrics.csv").is_file()
+    assert not list(demo_run.glob(".*.tmp")), "atomic writes leave no temporary files"
 
 
-def test_checkpoint_rebuilds_the_exact_model(trained_all):
-    path = trained_all / "checkpoints" / "best.ckpt"
+def test_checkpoint_rebuilds_the_exact_model(demo_run):
+    path = demo_run / "checkpoints" / "best.ckpt"
     model = NeuroV1Module.load_from_checkpoint(path, map_location="cpu")  # torch's default weights_only=True
     assert model.components == ALL
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
@@ -47,8 +38,8 @@ def test_checkpoint_rebuilds_the_exact_model(trained_all):
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
 
 
-def test_resume_continues_training(trained_all, tmp_path):
-    last = trained_all / "checkpoints" / "last.ckpt"
+def test_resume_continues_training(demo_run, tmp_path):
+    last = demo_run / "checkpoints" / "last.ckpt"
     steps_before = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     overrides = [o for o in TINY_DEMO if not o.startswith("trainer.max_epochs")]
     run_module(
@@ -64,8 +55,8 @@ def test_resume_continues_training(trained_all, tmp_path):
     assert metrics["epochs"] == 2 and metrics["global_step"] == 2 * steps_before
 
 
-def test_resume_with_another_component_set_is_refused(trained_all, tmp_path):
-    last = trained_all / "checkpoints" / "last.ckpt"
+def test_resume_with_another_component_set_is_refused(demo_run, tmp_path):
+    last = demo_run / "checkpoints" / "last.ckpt"
     started = time.time()
     result = run_module(
         "neurov1.train",

@@ -4,7 +4,6 @@ Order of work: validate the component selection, the checkpoint to resume from a
 cheap), then build the model, loggers and trainer, fit, and write ``metrics.json`` atomically in the run dir.
 """
 
-import difflib
 import logging
 import sys
 import time
@@ -18,14 +17,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from neurov1.checkpoints import check_checkpoint_matches
 from neurov1.errors import ConfigError
 from neurov1.models import validate_components
+from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
 from neurov1.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import run_name, run_tags
 from neurov1.utils.runtime import keep_large_allocations_in_heap
 
 log = logging.getLogger(__name__)
-
-CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -40,6 +38,11 @@ def prepare(cfg: DictConfig) -> L.LightningDataModule:
         cfg.tags = list(dict.fromkeys([*cfg.tags, *run_tags(components, cfg.seed)]))
     if cfg.ckpt_path:
         check_checkpoint_matches(cfg.ckpt_path, OmegaConf.to_container(cfg.model.net, resolve=True))
+    if cfg.model.net.input_size != cfg.data.image_size:
+        raise ConfigError(
+            f"model.net.input_size={cfg.model.net.input_size} but data.image_size={cfg.data.image_size}: the model "
+            f"is built for the image size it is trained on. Set model.net.input_size={cfg.data.image_size}."
+        )
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     datamodule.validate()
     with open_dict(cfg):
@@ -110,35 +113,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def check_component_choices(arguments: list[str], config_dir: Path = Path(CONFIG_PATH)) -> None:
-    """Refuse unknown ``model/components`` options on the command line with the list of valid ones.
-
-    Hydra would only say it "could not load" the file; this names the option, the closest valid one and all.
-    """
-    available = sorted(path.stem for path in (config_dir / "model" / "components").glob("*.yaml"))
-    for argument in arguments:
-        key, _, value = argument.partition("=")
-        if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):
-            continue
-        for name in value.strip("[]").split(","):
-            name = name.strip()
-            if name and name not in available:
-                close = difflib.get_close_matches(name, available, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"model/components: unknown option {name!r}.{hint} Available: {', '.join(available)}. "
-                    "Select several as '+model/components=[center_surround,tuned_norm]'."
-                )
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored metric so sweepers can optimise it."""
     try:
-        metrics = train(cfg)
-    except ConfigError as error:
-        log.error("%s", error)
-        raise SystemExit(f"ConfigError: {error}") from None
+        with config_errors_exit():
+            metrics = train(cfg)
     finally:
         _finish_wandb()
     return metrics["best"]["value"]
@@ -152,8 +132,4 @@ def _finish_wandb() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        check_component_choices(sys.argv[1:])
-    except ConfigError as error:
-        raise SystemExit(f"ConfigError: {error}") from None
-    main()
+    run(main)

@@ -6,13 +6,16 @@ from typing import Any
 from neurov1.models import validate_components
 
 
+def components_label(components: Mapping[str, Any]) -> str:
+    """``baseline`` or ``center_surround+tuned_norm`` (components in canonical order)."""
+    return "+".join(validate_components(components)) or "baseline"
+
+
 def run_name(components: Mapping[str, Any], seed: int) -> str:
-    """``baseline-s0`` or ``center_surround+tuned_norm-s1`` (components in canonical order)."""
-    names = list(validate_components(components))
-    return f"{'+'.join(names) or 'baseline'}-s{seed}"
+    """``baseline-s0`` or ``center_surround+tuned_norm-s1``."""
+    return f"{components_label(components)}-s{seed}"
 
 
 def run_tags(components: Mapping[str, Any], seed: int) -> list[str]:
     """One tag per component (or ``baseline``) and ``seed=<n>``."""
-    names = list(validate_components(components))
-    return [*(names or ["baseline"]), f"seed={seed}"]
+    return [*components_label(components).split("+"), f"seed={seed}"]

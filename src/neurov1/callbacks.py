@@ -1,0 +1,83 @@
+"""Training callbacks that score the model while it trains."""
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from neurov1.utils.naming import components_label
+
+log = logging.getLogger(__name__)
+
+
+class V1EvaluationCallback(L.Callback):
+    """Brain-Score V1 evaluation every ``every_n_epochs`` epochs and at the end of fit (``callbacks=v1``).
+
+    Runs on rank zero only, on a copy of the network in eval mode; logs ``v1/overall``, ``v1/predictivity``,
+    ``v1/property`` and ``v1/<group>`` to every logger and writes the outputs of ``neurov1.evaluate`` into
+    ``<output_dir>/epoch_<n>/``. A failure is reported and training goes on.
+
+    Args:
+        evaluation: the ``eval`` config node (``conf/eval/v1.yaml``).
+        every_n_epochs: 0 evaluates only at the end of fit.
+        output_dir: where each epoch's ``v1_scores.json`` and tables go.
+    """
+
+    def __init__(self, evaluation: dict[str, Any], output_dir: str, every_n_epochs: int = 10) -> None:
+        self.evaluation = dict(evaluation)
+        self.output_dir = Path(output_dir)
+        self.every_n_epochs = every_n_epochs
+        self.last_evaluated_epoch: int | None = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self._evaluate(trainer, pl_module, epoch)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.last_evaluated_epoch != trainer.current_epoch:
+            self._evaluate(trainer, pl_module, trainer.current_epoch)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+        self.last_evaluated_epoch = epoch
+        if trainer.is_global_zero:
+            try:
+                metrics = self._score(pl_module, epoch)
+                for logger in trainer.loggers:
+                    logger.log_metrics(metrics, step=trainer.global_step)
+            except Exception:  # noqa: BLE001 - a scoring failure must never stop training
+                log.exception("V1 evaluation after epoch %d failed; training continues", epoch)
+        trainer.strategy.barrier("v1_evaluation")
+
+    def _score(self, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
+        from neurov1.brainscore.evaluation import evaluate_v1
+        from neurov1.brainscore.report import write_outputs
+        from neurov1.brainscore.scoring import V1Settings
+        from neurov1.evaluate import v1_metrics
+
+        settings = self.evaluation
+        net = copy.deepcopy(pl_module.net).eval()
+        hparams = pl_module.hparams["net"]
+        label = f"{hparams['arch']}-{components_label(hparams['components'])}-epoch{epoch}"
+        report = evaluate_v1(
+            net,
+            label,
+            V1Settings(
+                predictivity=settings["predictivity"],
+                source=settings["source"],
+                seed=settings["seed"],
+                benchmarks=tuple(settings["benchmarks"]) if settings.get("benchmarks") else None,
+            ),
+            layers=list(settings["layers"]),
+            visual_degrees=settings["visual_degrees"],
+            image_size=hparams["input_size"],
+            batch_size=settings["batch_size"],
+            cache_dir=settings.get("cache_dir"),
+        )
+        report["epoch"] = epoch
+        write_outputs(report, self.output_dir / f"epoch_{epoch:03d}", label)
+        metrics = v1_metrics(report)
+        log.info("V1 evaluation after epoch %d: %s", epoch, metrics)
+        return metrics

@@ -1,0 +1,107 @@
+"""Evaluate a checkpoint: ``python -m neurov1.evaluate ckpt_path=<best.ckpt> eval=v1``.
+
+Writes ``v1_scores.json`` (every benchmark's ceiled/raw/ceiling values and source, the 7 group scores, V1
+Predictivity/Property/Overall, visual degrees, identifier, timings), ``v1_scores.md``/``.csv`` (laid out like the
+paper's Tables 1 and 2) and ``v1_groups.png`` into the run directory.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from neurov1.brainscore.evaluation import appendix_b_layers, evaluate_v1
+from neurov1.brainscore.report import write_outputs
+from neurov1.brainscore.scoring import V1Settings
+from neurov1.checkpoints import checkpoint_net_config
+from neurov1.errors import ConfigError
+from neurov1.module import NeuroV1Module
+from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
+from neurov1.utils.instantiate import instantiate_loggers
+from neurov1.utils.naming import components_label
+
+log = logging.getLogger(__name__)
+
+
+def load_network(cfg: DictConfig) -> tuple[NeuroV1Module, str]:
+    """The checkpoint's model (its own architecture and components), or an untrained one built from the config."""
+    if cfg.ckpt_path:
+        checkpoint_net_config(cfg.ckpt_path)  # a clear error for a missing or foreign file
+        module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+        label = f"{module.hparams['net']['arch']}-{components_label(module.hparams['net']['components'])}"
+        return module, label
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg["net"]["num_classes"] = model_cfg["net"]["num_classes"] or 1000
+    module = NeuroV1Module(model_cfg["net"], model_cfg["optimizer"], model_cfg["scheduler"])
+    label = f"{model_cfg['net']['arch']}-{components_label(model_cfg['net']['components'])}-untrained"
+    return module, label
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the configured evaluation and write its outputs into the run directory."""
+    if cfg.eval.name != "v1":
+        raise ConfigError(f"eval={cfg.eval.name}: unknown evaluation; available: v1")
+    settings = V1Settings(
+        predictivity=cfg.eval.predictivity,
+        source=cfg.eval.source,
+        seed=cfg.eval.seed,
+        benchmarks=tuple(cfg.eval.benchmarks) if cfg.eval.benchmarks else None,
+    )
+    module, label = load_network(cfg)
+    net = module.net
+    layers = appendix_b_layers(net) if cfg.eval.layers == "appendix_b" else list(cfg.eval.layers)
+    report = evaluate_v1(
+        net,
+        label,
+        settings,
+        layers=layers,
+        visual_degrees=cfg.eval.visual_degrees,
+        image_size=module.hparams["net"]["input_size"],
+        batch_size=cfg.eval.batch_size,
+        cache_dir=cfg.eval.cache_dir,
+    )
+    report["checkpoint"] = str(cfg.ckpt_path) if cfg.ckpt_path else None
+    report["components"] = module.components
+    paths = write_outputs(report, Path(cfg.paths.output_dir), label)
+    scores = report["scores"]
+    log.info(
+        "%s %s: V1 Overall %s, Predictivity %s, Property %s%s; %s",
+        label,
+        report["layer"],
+        *(
+            f"{scores[k]:.3f}" if scores[k] is not None else "n/a"
+            for k in ("v1_overall", "v1_predictivity", "v1_property")
+        ),
+        f" (partial: {len(report['missing'])} of {len(report['benchmarks'])} benchmarks not scored)"
+        if report["partial"]
+        else "",
+        paths["json"],
+    )
+    with open_dict(cfg):
+        cfg.run_name = cfg.run_name or label
+    for logger in instantiate_loggers(cfg.get("logger")):
+        logger.log_metrics(v1_metrics(report))
+        if hasattr(logger, "log_image"):
+            logger.log_image("v1/groups", images=[str(paths["groups_plot"])])
+        logger.finalize("success")
+    return report
+
+
+def v1_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """Flat ``v1/overall``, ``v1/predictivity``, ``v1/property`` and ``v1/<group>`` metrics (scored ones only)."""
+    metrics = {f"v1/{key.removeprefix('v1_')}": value for key, value in report["scores"].items()}
+    metrics.update({f"v1/{group}": value["score"] for group, value in report["groups"].items()})
+    return {key: float(value) for key, value in metrics.items() if value is not None}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    with config_errors_exit():
+        report = evaluate(cfg)
+    return report["scores"]["v1_overall"]
+
+
+if __name__ == "__main__":
+    run(main)
