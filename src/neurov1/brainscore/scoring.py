@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from neurov1.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
-from neurov1.brainscore.environment import import_brainscore
+from neurov1.brainscore.environment import default_cache_dir, import_brainscore
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def score_layer(model: Any, settings: V1Settings, cache_dir: str | None = None) 
                 continue
             started = time.time()
             try:
-                score = _run(offline_benchmark(benchmark_id, cache_dir), model, settings.seed)
+                score = _run(offline_benchmark(benchmark_id, cache_dir or default_cache_dir()), model, settings.seed)
                 entries[benchmark_id] = {**score_entry(benchmark_id, score), "source": "offline"}
             except Exception as error:  # noqa: BLE001
                 log.warning("%s not scored offline: %s", benchmark_id, error)
