@@ -75,3 +75,29 @@ def test_a_failing_v1_evaluation_does_not_stop_training(tmp_path):
     (run_dir,) = run_dirs(tmp_path)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     assert "V1 evaluation after epoch 1 failed; training continues" in result.stdout + result.stderr
+
+
+def test_several_layers_of_an_untrained_model(stimulus_cache, tmp_path):
+    run_module(
+        "neurov1.evaluate",
+        "ckpt_path=null",
+        "model.net.arch=resnet18",
+        "+model/components=tuned_norm",
+        "eval.layers=[layer1,layer2.0.downsample]",
+        f"eval.benchmarks=[{PREF_OR}]",
+        log_dir=tmp_path / "runs",
+        env=evaluation_env(stimulus_cache, tmp_path),
+    )
+    (run_dir,) = {p.parent for p in (tmp_path / "runs").rglob("v1_scores.json")}
+    report = json.loads((run_dir / "v1_scores.json").read_text())
+    assert report["model"] == "resnet18-tuned_norm-untrained" and report["layer"] == "layer1"
+    assert list(report["layers"]) == ["layer1", "layer2.0.downsample"]
+    assert all(layer["scores"]["v1_property"] is not None for layer in report["layers"].values())
+    assert (run_dir / "v1_layers.png").is_file()
+
+
+def test_an_unknown_layer_is_refused_before_scoring(tmp_path):
+    result = run_module(
+        "neurov1.evaluate", "ckpt_path=null", "eval.layers=[layer1,layer5]", log_dir=tmp_path, check=False, env={}
+    )
+    assert result.returncode != 0 and "ConfigError: eval.layers: 'layer5' is not a layer" in result.stderr

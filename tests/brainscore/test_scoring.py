@@ -9,6 +9,7 @@ from neurov1.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PRO
 from neurov1.brainscore.evaluation import appendix_b_layers
 from neurov1.brainscore.model import model_identifier, truncated_network
 from neurov1.brainscore.scoring import V1Settings, _unavailable_reason, score_entry, summarize
+from neurov1.errors import ConfigError
 from neurov1.models import build_resnet
 
 
@@ -73,9 +74,9 @@ def test_unavailable_data_names_the_missing_files_and_the_cache():
 
 
 def test_settings_are_validated():
-    with pytest.raises(ValueError, match="eval.source"):
+    with pytest.raises(ConfigError, match="eval.source"):
         V1Settings(source="s3")
-    with pytest.raises(ValueError, match="eval.benchmarks"):
+    with pytest.raises(ConfigError, match="eval.benchmarks"):
         V1Settings(benchmarks=("Marques2020_nothing",))
 
 
@@ -89,8 +90,10 @@ def test_truncated_network_stops_at_the_committed_layer():
         truncated = truncated_network(net, "layer1")
         torch.testing.assert_close(truncated(images), captured[0])
     assert [name for name, _ in truncated.named_children()] == ["conv1", "bn1", "relu", "maxpool", "layer1"]
-    with pytest.raises(ValueError, match="eval.layers"):
+    with pytest.raises(ConfigError, match="eval.layers"):
         truncated_network(net, "layer9")
+    with pytest.raises(ConfigError, match="eval.layers: 'layer1.7'"):
+        truncated_network(net, "layer1.7")
 
 
 def test_identifier_changes_with_weights_layer_and_degrees():

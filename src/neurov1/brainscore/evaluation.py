@@ -9,8 +9,9 @@ from torch import nn
 
 from neurov1.brainscore.benchmarks import PREDICTIVITY
 from neurov1.brainscore.environment import configure_brainscore
-from neurov1.brainscore.model import brain_model, model_identifier
+from neurov1.brainscore.model import brain_model, model_identifier, truncated_network
 from neurov1.brainscore.scoring import V1Settings, score_layer
+from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ def evaluate_v1(
     ``layers: {layer: {scores, groups, ...}}`` (paper Appendix B).
     """
     if not layers:
-        raise ValueError("eval.layers must name at least one layer, e.g. [layer1]")
+        raise ConfigError("eval.layers must name at least one layer, e.g. eval.layers=[layer1]")
+    for layer in layers:
+        truncated_network(net, layer)  # every layer exists, before any scoring starts
     configure_brainscore(cache_dir)
     per_layer = {}
     for layer in layers:

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from torch import nn
 
 from neurov1.brainscore.environment import import_brainscore
+from neurov1.errors import ConfigError
 
 
 def truncated_network(net: nn.Module, layer: str) -> nn.Sequential:
@@ -23,9 +24,12 @@ def truncated_network(net: nn.Module, layer: str) -> nn.Sequential:
         if name == top:
             break
     else:
-        raise ValueError(f"eval.layers: {layer!r} is not a layer of the model; top-level modules: {list(children)}")
+        raise ConfigError(f"eval.layers: {layer!r} is not a layer of the model; top-level modules: {list(children)}")
     truncated = nn.Sequential(children)
-    truncated.get_submodule(layer)  # raises AttributeError naming a missing sub-layer
+    try:
+        truncated.get_submodule(layer)
+    except AttributeError as error:
+        raise ConfigError(f"eval.layers: {layer!r} is not a layer of the model ({error})") from None
     return truncated.eval()
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from neurov1.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
 from neurov1.brainscore.environment import default_cache_dir, import_brainscore
+from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,12 @@ class V1Settings:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f"eval.source must be one of {SOURCES}, got {self.source!r}")
+            raise ConfigError(f"eval.source must be one of {SOURCES}, got {self.source!r}")
         if self.predictivity not in PREDICTIVITY:
-            raise ValueError(f"eval.predictivity must be one of {tuple(PREDICTIVITY)}, got {self.predictivity!r}")
+            raise ConfigError(f"eval.predictivity must be one of {tuple(PREDICTIVITY)}, got {self.predictivity!r}")
         unknown = set(self.benchmarks or ()) - {PREDICTIVITY[self.predictivity], *PROPERTY_BENCHMARKS}
         if unknown:
-            raise ValueError(f"eval.benchmarks: unknown benchmark ids {sorted(unknown)}")
+            raise ConfigError(f"eval.benchmarks: unknown benchmark ids {sorted(unknown)}")
 
     def selected(self) -> list[str]:
         everything = [PREDICTIVITY[self.predictivity], *PROPERTY_BENCHMARKS]
