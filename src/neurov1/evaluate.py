@@ -74,9 +74,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{scores[k]:.3f}" if scores[k] is not None else "n/a"
             for k in ("v1_overall", "v1_predictivity", "v1_property")
         ),
-        f" (partial: {len(report['missing'])} of {len(report['benchmarks'])} benchmarks not scored)"
-        if report["partial"]
-        else "",
+        _partial_note(report),
         paths["json"],
     )
     with open_dict(cfg):
@@ -87,6 +85,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             logger.log_image("v1/groups", images=[str(paths["groups_plot"])])
         logger.finalize("success")
     return report
+
+
+def _partial_note(report: dict[str, Any]) -> str:
+    if report["missing"]:
+        return f" (partial: {len(report['missing'])} of {len(report['benchmarks'])} benchmarks not scored)"
+    return f" (partial: a subset of {len(report['benchmarks'])} benchmarks)" if report["partial"] else ""
 
 
 def v1_metrics(report: dict[str, Any]) -> dict[str, float]:
