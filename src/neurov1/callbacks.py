@@ -81,3 +81,61 @@ class V1EvaluationCallback(L.Callback):
         metrics = v1_metrics(report)
         log.info("V1 evaluation after epoch %d: %s", epoch, metrics)
         return metrics
+
+
+class CorruptionEvaluationCallback(L.Callback):
+    """Tiny-ImageNet-C accuracy at the end of fit on rank zero, optionally on a subset (``callbacks=corruption``).
+
+    Writes the outputs of ``neurov1.evaluate eval=corruption`` into ``output_dir`` (clean accuracy: the last
+    ``val/acc1``) and logs ``corruption/mean_accuracy`` and ``corruption/<group>``. A failure is reported only.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        output_dir: str,
+        limit_per_condition: int | None = None,
+        corruptions: list[str] | None = None,
+        severities: list[int] | None = None,
+        batch_size: int = 256,
+        num_workers: int = 4,
+    ) -> None:
+        self.root = root
+        self.output_dir = Path(output_dir)
+        self.limit_per_condition = limit_per_condition
+        self.corruptions = list(corruptions) if corruptions else None
+        self.severities = list(severities) if severities else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            try:
+                metrics = self._evaluate(trainer, pl_module)
+                for logger in trainer.loggers:
+                    logger.log_metrics(metrics, step=trainer.global_step)
+            except Exception:  # noqa: BLE001 - an evaluation failure must never lose the trained run
+                log.exception("Tiny-ImageNet-C evaluation at the end of fit failed")
+        trainer.strategy.barrier("corruption_evaluation")
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        from neurov1.robustness import evaluate_corruptions, summarize, write_outputs
+
+        hparams = pl_module.hparams["net"]
+        result = evaluate_corruptions(
+            copy.deepcopy(pl_module.net).eval(),
+            self.root,
+            num_classes=hparams["num_classes"],
+            corruptions=self.corruptions,
+            severities=self.severities,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            limit_per_condition=self.limit_per_condition,
+            image_size=hparams["input_size"],
+        )
+        clean = trainer.callback_metrics.get("val/acc1")
+        summary = summarize(result["rows"], None if clean is None else float(clean), None)
+        write_outputs(result, summary, self.output_dir, f"{hparams['arch']}-{components_label(hparams['components'])}")
+        metrics = {"corruption/mean_accuracy": summary["mean_corrupted_accuracy"]}
+        metrics.update({f"corruption/{group}": value for group, value in summary["per_group"].items()})
+        return metrics

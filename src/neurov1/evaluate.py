@@ -18,6 +18,9 @@ from neurov1.brainscore.scoring import V1Settings
 from neurov1.checkpoints import checkpoint_net_config
 from neurov1.errors import ConfigError
 from neurov1.module import NeuroV1Module
+from neurov1.robustness import accuracy, evaluate_corruptions, load_rows
+from neurov1.robustness import summarize as summarize_corruptions
+from neurov1.robustness import write_outputs as write_corruption_outputs
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
 from neurov1.utils.instantiate import instantiate_loggers
 from neurov1.utils.naming import components_label
@@ -41,8 +44,10 @@ def load_network(cfg: DictConfig) -> tuple[NeuroV1Module, str]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the configured evaluation and write its outputs into the run directory."""
+    if cfg.eval.name == "corruption":
+        return evaluate_corruption(cfg)
     if cfg.eval.name != "v1":
-        raise ConfigError(f"eval={cfg.eval.name}: unknown evaluation; available: v1")
+        raise ConfigError(f"eval={cfg.eval.name}: unknown evaluation; available: v1, corruption")
     settings = V1Settings(
         predictivity=cfg.eval.predictivity,
         source=cfg.eval.source,
@@ -77,14 +82,63 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         _partial_note(report),
         paths["json"],
     )
+    _log_to_loggers(cfg, label, v1_metrics(report), paths["groups_plot"])
+    return report
+
+
+def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
+    """Clean and Tiny-ImageNet-C accuracy, Tables 8-10, CE vs a baseline, a severity plot; logged to loggers."""
+    settings = cfg.eval.corruption
+    baseline = load_rows(settings.baseline) if settings.baseline else None
+    module, label = load_network(cfg)
+    net = module.net.eval()
+    clean = None
+    if settings.clean:
+        with open_dict(cfg):
+            cfg.data.five_crop = cfg.eval.five_crop
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.validate()
+        datamodule.setup("validate")
+        clean, _ = accuracy(net, datamodule.val_dataloader())
+    result = evaluate_corruptions(
+        net,
+        settings.root,
+        num_classes=module.hparams["net"]["num_classes"],
+        corruptions=list(settings.corruptions) if settings.corruptions else None,
+        severities=list(settings.severities),
+        batch_size=cfg.eval.batch_size,
+        num_workers=cfg.eval.num_workers,
+        limit_per_condition=settings.limit_per_condition,
+        five_crop=cfg.eval.five_crop,
+        image_size=module.hparams["net"]["input_size"],
+    )
+    summary = summarize_corruptions(result["rows"], clean, baseline)
+    paths = write_corruption_outputs(result, summary, Path(cfg.paths.output_dir), label)
+    log.info(
+        "%s: clean %s, Tiny-ImageNet-C %.3f over %d conditions (%d missing); %s",
+        label,
+        "n/a" if clean is None else f"{clean:.3f}",
+        summary["mean_corrupted_accuracy"],
+        len(result["rows"]),
+        len(result["missing"]),
+        paths["markdown"],
+    )
+    metrics = {"corruption/mean_accuracy": summary["mean_corrupted_accuracy"]}
+    metrics.update({f"corruption/{group}": value for group, value in summary["per_group"].items()})
+    if clean is not None:
+        metrics["corruption/clean_accuracy"] = clean
+    _log_to_loggers(cfg, label, metrics, paths["plot"])
+    return {"summary": summary, **result}
+
+
+def _log_to_loggers(cfg: DictConfig, label: str, metrics: dict[str, float], image: Path) -> None:
     with open_dict(cfg):
         cfg.run_name = cfg.run_name or label
     for logger in instantiate_loggers(cfg.get("logger")):
-        logger.log_metrics(v1_metrics(report))
+        logger.log_metrics(metrics)
         if hasattr(logger, "log_image"):
-            logger.log_image("v1/groups", images=[str(paths["groups_plot"])])
+            logger.log_image(image.stem, images=[str(image)])
         logger.finalize("success")
-    return report
 
 
 def _partial_note(report: dict[str, Any]) -> str:
@@ -104,7 +158,7 @@ def v1_metrics(report: dict[str, Any]) -> dict[str, float]:
 def main(cfg: DictConfig) -> float | None:
     with config_errors_exit():
         report = evaluate(cfg)
-    return report["scores"]["v1_overall"]
+    return report["scores"]["v1_overall"] if "scores" in report else report["summary"]["mean_corrupted_accuracy"]
 
 
 if __name__ == "__main__":

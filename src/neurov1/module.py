@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from neurov1.errors import ConfigError
 from neurov1.models import build_resnet, validate_components
 
 
@@ -21,18 +22,34 @@ class NeuroV1Module(L.LightningModule):
         net: ``build_resnet`` arguments: ``arch``, ``num_classes``, ``input_size``, ``components``.
         optimizer: SGD settings ``lr``, ``momentum``, ``weight_decay``.
         scheduler: MultiStepLR settings ``milestones`` (epochs) and ``gamma``.
+        finetune: head-only fine-tuning (paper Sec. 3.2, Tiny-ImageNet): every parameter but ``fc`` is frozen;
+            ``batchnorm: train`` lets BatchNorm running statistics adapt (as the original code did), ``eval`` keeps
+            them.
     """
 
-    def __init__(self, net: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        finetune: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         net = {**net, "components": validate_components(net.get("components") or {})}
-        self.save_hyperparameters({"net": net, "optimizer": dict(optimizer), "scheduler": dict(scheduler)})
+        if finetune is not None and finetune.get("batchnorm") not in ("train", "eval"):
+            raise ConfigError(f"finetune.batchnorm must be train or eval, got {finetune.get('batchnorm')!r}")
+        hparams = {"net": net, "optimizer": dict(optimizer), "scheduler": dict(scheduler), "finetune": finetune}
+        self.save_hyperparameters(hparams)
         self.net = build_resnet(**net)
+        if finetune is not None:
+            for name, parameter in self.net.named_parameters():
+                parameter.requires_grad_(name.startswith("fc."))
         num_classes = net["num_classes"]
         top5 = min(5, num_classes)
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.loss = nn.CrossEntropyLoss()
 
     @property
@@ -52,9 +69,25 @@ class NeuroV1Module(L.LightningModule):
         self.log("train/acc1", self.train_acc1, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        """With ``finetune.batchnorm=eval``, BatchNorm layers stay in eval mode: their running statistics are kept.
+
+        (Lightning restores each submodule's mode after validation, so setting it once per epoch holds.)
+        """
+        if (self.hparams.get("finetune") or {}).get("batchnorm") == "eval":
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
-        logits = self(images)
+        if images.ndim == 5:  # five crops (N, 5, C, H, W): the prediction is the mean softmax over the crops
+            views = self(images.flatten(0, 1)).unflatten(0, images.shape[:2])
+            self.val_acc1_five_crop(views.softmax(-1).mean(1), labels)
+            self.log("val/acc1_five_crop", self.val_acc1_five_crop, prog_bar=True)
+            logits = views[:, 4]  # the centre crop: the single-crop evaluation
+        else:
+            logits = self(images)
         self.val_acc1(logits, labels)
         self.val_acc5(logits, labels)
         self.log("val/loss", self.loss(logits, labels), prog_bar=True, sync_dist=True)
@@ -64,7 +97,7 @@ class NeuroV1Module(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         settings = self.hparams["optimizer"]
         optimizer = torch.optim.SGD(
-            self.parameters(),
+            [parameter for parameter in self.parameters() if parameter.requires_grad],
             lr=settings["lr"],
             momentum=settings["momentum"],
             weight_decay=settings["weight_decay"],

@@ -12,9 +12,10 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from neurov1.checkpoints import check_checkpoint_matches
+from neurov1.checkpoints import check_checkpoint_matches, checkpoint_net_config
 from neurov1.errors import ConfigError
 from neurov1.models import validate_components
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
@@ -30,8 +31,38 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in sorted(metrics.items()) if getattr(value, "numel", lambda: 1)() == 1}
 
 
+def adopt_initial_model(cfg: DictConfig) -> None:
+    """Take the architecture and components of ``ckpt_init``; refuse an explicitly different component selection."""
+    stored = checkpoint_net_config(cfg.ckpt_init, key="ckpt_init")
+    selected = validate_components(OmegaConf.to_container(cfg.model.net.components, resolve=True))
+    stored_components = validate_components(stored.get("components") or {})
+    if selected and selected != stored_components:
+        raise ConfigError(
+            f"ckpt_init={cfg.ckpt_init} was trained with [{','.join(stored_components)}] but the config selects "
+            f"[{','.join(selected)}]. Drop +model/components: the model is taken from ckpt_init."
+        )
+    with open_dict(cfg):
+        cfg.model.net.arch = stored["arch"]
+        cfg.model.net.components = stored_components
+        cfg.model.net.input_size = stored["input_size"]
+
+
+def load_initial_weights(model: L.LightningModule, path: str) -> None:
+    """Every weight of ``path`` except the classifier (``net.fc``), which keeps its fresh initialisation."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    backbone = {key: value for key, value in state.items() if key.startswith("net.") and not key.startswith("net.fc.")}
+    missing, unexpected = model.load_state_dict(backbone, strict=False)
+    if unexpected or any(key.startswith("net.") and not key.startswith("net.fc.") for key in missing):
+        raise ConfigError(
+            f"ckpt_init={path}: weights do not fit the model (missing {missing}, unexpected {unexpected})"
+        )
+    log.info("Initialised from %s (all but the classifier)", path)
+
+
 def prepare(cfg: DictConfig) -> L.LightningDataModule:
     """Check everything that can be checked cheaply, fill derived config values, return the validated data."""
+    if cfg.get("ckpt_init"):
+        adopt_initial_model(cfg)
     components = validate_components(OmegaConf.to_container(cfg.model.net.components, resolve=True))
     with open_dict(cfg):
         cfg.run_name = cfg.run_name or run_name(components, cfg.seed)
@@ -62,7 +93,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     keep_large_allocations_in_heap()
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare(cfg)
-    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    finetune = OmegaConf.to_container(cfg.finetune) if cfg.get("finetune") else None
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model, finetune=finetune)
+    if cfg.get("ckpt_init"):
+        load_initial_weights(model, cfg.ckpt_init)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -79,6 +113,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "component_params": model.hparams["net"]["components"],
         "arch": cfg.model.net.arch,
         "seed": cfg.seed,
+        "ckpt_init": cfg.get("ckpt_init"),
+        "finetune": finetune,
         "data": {
             "name": type(datamodule).__name__,
             "root": str(cfg.data.get("root", "embedded demo data")),

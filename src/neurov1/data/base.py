@@ -27,9 +27,17 @@ class BaseDataModule(L.LightningDataModule):
     """Loader and image settings and the dataloaders; subclasses fill train_dataset and val_dataset in setup()."""
 
     def __init__(
-        self, batch_size: int, num_workers: int, pin_memory: bool, image_size: int, mean: ChannelStat, std: ChannelStat
+        self,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        image_size: int,
+        mean: ChannelStat,
+        std: ChannelStat,
+        five_crop: bool = False,
     ) -> None:
         super().__init__()
+        self.five_crop = five_crop  # validation images as (5, C, H, W): four corners and the centre
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -78,8 +86,9 @@ class ImageFolderDataModule(BaseDataModule):
         mean: ChannelStat = 0.5,
         std: ChannelStat = 0.5,
         verify: str = "sample",
+        five_crop: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std)
+        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std, five_crop)
         self.root_setting = root
         self.verify = verify
         self.root: Path | None = None

@@ -8,10 +8,11 @@ import skimage.data
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision import transforms as T
 
 from neurov1.data.base import BaseDataModule
 from neurov1.data.folders import check_positive_int, check_train_size
-from neurov1.data.transforms import ChannelStat, per_channel
+from neurov1.data.transforms import FIVE_CROP_RATIO, ChannelStat, FiveCropViews, per_channel
 from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,24 @@ def random_crops(
 
 
 class NormalizedTensorDataset(Dataset):
-    """uint8 image tensors served as normalized floats, optionally with random horizontal flips."""
+    """uint8 image tensors served as normalized floats, optionally flipped at random or as five crops."""
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, mean: list[float], std: list[float], flip: bool
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: list[float],
+        std: list[float],
+        flip: bool,
+        five_crop: bool = False,
     ) -> None:
         self.images = images
         self.labels = labels
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
         self.flip = flip
+        size = images.shape[-1]
+        self.views = FiveCropViews(round(size * FIVE_CROP_RATIO), T.Resize((size, size))) if five_crop else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -90,7 +99,8 @@ class NormalizedTensorDataset(Dataset):
         image = self.images[index]
         if self.flip and torch.rand(()) < 0.5:
             image = image.flip(-1)
-        return (image.float() / 255 - self.mean) / self.std, int(self.labels[index])
+        image = (image.float() / 255 - self.mean) / self.std
+        return (image if self.views is None else self.views(image)), int(self.labels[index])
 
 
 class DemoDataModule(BaseDataModule):
@@ -111,8 +121,9 @@ class DemoDataModule(BaseDataModule):
         image_size: int = 64,
         mean: ChannelStat = 0.5,
         std: ChannelStat = 0.5,
+        five_crop: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std)
+        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std, five_crop)
         self.num_classes = num_classes
         self.train_per_class = train_per_class
         self.val_per_class = val_per_class
@@ -165,7 +176,7 @@ class DemoDataModule(BaseDataModule):
             val_crops.append(random_crops(image, self.val_per_class, (split_x, image.width), self.image_size, rng))
         mean, std = per_channel(self.mean, "data.mean"), per_channel(self.std, "data.std")
         self.train_dataset = self._dataset(train_crops, mean, std, flip=True)
-        self.val_dataset = self._dataset(val_crops, mean, std, flip=False)
+        self.val_dataset = self._dataset(val_crops, mean, std, flip=False, five_crop=self.five_crop)
         log.info(
             "Demo data: %d classes, %d train / %d val crops of %dpx",
             self.num_classes,
@@ -176,8 +187,8 @@ class DemoDataModule(BaseDataModule):
 
     @staticmethod
     def _dataset(
-        crops_per_class: list[np.ndarray], mean: list[float], std: list[float], flip: bool
+        crops_per_class: list[np.ndarray], mean: list[float], std: list[float], flip: bool, five_crop: bool = False
     ) -> NormalizedTensorDataset:
         labels = torch.cat([torch.full((len(c),), label) for label, c in enumerate(crops_per_class)])
         images = torch.from_numpy(np.concatenate(crops_per_class))
-        return NormalizedTensorDataset(images, labels, mean, std, flip)
+        return NormalizedTensorDataset(images, labels, mean, std, flip, five_crop)

@@ -14,7 +14,12 @@ from neurov1.data.folders import (
     first_image,
     loose_image_count,
 )
-from neurov1.data.transforms import ChannelStat, imagenet_train_transform, imagenet_val_transform
+from neurov1.data.transforms import (
+    ChannelStat,
+    imagenet_five_crop_transform,
+    imagenet_train_transform,
+    imagenet_val_transform,
+)
 from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,8 +46,9 @@ class ImageNetDataModule(ImageFolderDataModule):
         train_crop: int = 224,
         val_resize: int = 256,
         verify: str = "sample",
+        five_crop: bool = False,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, image_size, mean, std, verify)
+        super().__init__(root, batch_size, num_workers, pin_memory, image_size, mean, std, verify, five_crop)
         self.train_crop = train_crop
         self.val_resize = val_resize
 
@@ -125,7 +131,9 @@ class ImageNetDataModule(ImageFolderDataModule):
         if split == "train":
             transform = imagenet_train_transform(self.image_size, self.train_crop, self.mean, self.std)
         else:
-            transform = imagenet_val_transform(self.image_size, self.val_resize, self.train_crop, self.mean, self.std)
+            transform = (imagenet_five_crop_transform if self.five_crop else imagenet_val_transform)(
+                self.image_size, self.val_resize, self.train_crop, self.mean, self.std
+            )
         paths, labels = class_images(self.root / split, self._class_names)
         log.info("ImageNet %s: %d images", split, len(paths))
         return ImageFileDataset(self.root / split, paths, labels, transform)

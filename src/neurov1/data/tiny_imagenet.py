@@ -5,7 +5,11 @@ from pathlib import Path
 
 from neurov1.data.base import ImageFolderDataModule
 from neurov1.data.folders import ImageFileDataset, class_folders, class_images, first_image, list_images
-from neurov1.data.transforms import tiny_imagenet_train_transform, tiny_imagenet_val_transform
+from neurov1.data.transforms import (
+    native_five_crop_transform,
+    tiny_imagenet_train_transform,
+    tiny_imagenet_val_transform,
+)
 from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -131,6 +135,8 @@ class TinyImageNetDataModule(ImageFolderDataModule):
         else:
             folder = self.root / "val" / "images"
             paths, labels = zip(*self._val_annotations, strict=True)
-            transform = tiny_imagenet_val_transform(self.image_size, self.mean, self.std)
+            transform = (native_five_crop_transform if self.five_crop else tiny_imagenet_val_transform)(
+                self.image_size, self.mean, self.std
+            )
         log.info("Tiny-ImageNet %s: %d images", split, len(paths))
         return ImageFileDataset(folder, paths, labels, transform)

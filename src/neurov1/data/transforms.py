@@ -1,8 +1,9 @@
 """Image transforms of the paper's training recipes (ImageNet and Tiny-ImageNet at 64x64)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 
+import torch
 from torchvision import transforms as T
 
 from neurov1.errors import ConfigError
@@ -70,3 +71,37 @@ def tiny_imagenet_train_transform(image_size: int = 64, mean: ChannelStat = 0.5,
 def tiny_imagenet_val_transform(image_size: int = 64, mean: ChannelStat = 0.5, std: ChannelStat = 0.5) -> T.Compose:
     """Resize to image_size (no-op at native 64px) -> ToTensor -> Normalize."""
     return T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), normalize(mean, std)])
+
+
+# The paper's five-crop evaluation crops 224 of 256 px; datasets stored at the network's size keep that ratio.
+FIVE_CROP_RATIO = 224 / 256
+
+
+class FiveCropViews:
+    """Image -> (5, C, H, W): ``view`` of the four corner crops and the centre crop (in FiveCrop's order).
+
+    The centre view (index 4) is what the single-crop evaluation sees.
+    """
+
+    def __init__(self, crop: int, view: Callable, resize: int | None = None) -> None:
+        self.prepare = T.Resize(resize) if resize else None
+        self.five_crop = T.FiveCrop(crop)
+        self.view = view
+
+    def __call__(self, image):
+        if self.prepare is not None:
+            image = self.prepare(image)
+        return torch.stack([self.view(crop) for crop in self.five_crop(image)])
+
+
+def imagenet_five_crop_transform(
+    image_size: int = 64, resize: int = 256, crop: int = 224, mean: ChannelStat = 0.5, std: ChannelStat = 0.5
+) -> FiveCropViews:
+    """Resize(resize) -> FiveCrop(crop) -> each Resize(image_size) -> ToTensor -> Normalize (paper, Discussion)."""
+    return FiveCropViews(crop, T.Compose([T.Resize(image_size), T.ToTensor(), normalize(mean, std)]), resize)
+
+
+def native_five_crop_transform(image_size: int = 64, mean: ChannelStat = 0.5, std: ChannelStat = 0.5) -> FiveCropViews:
+    """For images stored at the network's size: FiveCrop(224/256 of it) -> each Resize(image_size) -> tensor."""
+    view = T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), normalize(mean, std)])
+    return FiveCropViews(round(image_size * FIVE_CROP_RATIO), view)

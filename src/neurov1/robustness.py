@@ -1,0 +1,264 @@
+"""Tiny-ImageNet-C evaluation (paper Sec. 4.4, Appendix H, Tables 8-10).
+
+Reads ``<root>/<corruption>/<severity>/<wnid>/*.JPEG`` (the released Tiny-ImageNet-C layout, or one written by
+``python -m neurov1.corrupt``), measures top-1 accuracy per (corruption, severity), and writes the per-condition CSV,
+the paper's Tables 8, 9 and 10 as markdown, the corruption error normalised by a baseline run when one is given,
+and a plot of accuracy against severity per corruption group.
+"""
+
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES  # noqa: E402
+from neurov1.data.folders import ImageFileDataset, class_images  # noqa: E402
+from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform  # noqa: E402
+from neurov1.errors import ConfigError  # noqa: E402
+from neurov1.utils.io import write_json_atomic, write_text_atomic  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+GROUP_OF = {corruption: group for group, members in CORRUPTION_GROUPS.items() for corruption in members}
+
+
+def condition_folders(
+    root: Path, corruptions: list[str], severities: list[int]
+) -> tuple[dict[tuple[str, int], Path], list[str]]:
+    """The present ``(corruption, severity) -> folder`` and the missing ones as ``corruption/severity``."""
+    if not root.is_dir():
+        raise ConfigError(
+            f"eval.corruption.root: {root} does not exist. Set eval.corruption.root=<folder holding "
+            "<corruption>/<severity>/<wnid>/ images>, e.g. the extracted Tiny-ImageNet-C, or make one with "
+            "python -m neurov1.corrupt."
+        )
+    unknown = sorted(set(corruptions) - set(CORRUPTIONS)) + [str(s) for s in severities if s not in SEVERITIES]
+    if unknown:
+        raise ConfigError(f"eval.corruption: unknown corruptions/severities {unknown}; valid: {list(CORRUPTIONS)}, 1-5")
+    present, missing = {}, []
+    for corruption in corruptions:
+        for severity in severities:
+            folder = root / corruption / str(severity)
+            if folder.is_dir() and any(child.is_dir() for child in folder.iterdir()):
+                present[corruption, severity] = folder
+            else:
+                missing.append(f"{corruption}/{severity}")
+    if not present:
+        raise ConfigError(f"eval.corruption.root: {root} holds none of the requested <corruption>/<severity> folders.")
+    return present, missing
+
+
+@torch.no_grad()
+def accuracy(
+    net: nn.Module, loader: DataLoader, progress: Progress | None = None, task: Any = None
+) -> tuple[float, int]:
+    """Top-1 accuracy and image count; five-crop batches (N, 5, C, H, W) use the mean softmax over the crops."""
+    device = next(net.parameters()).device
+    correct = total = 0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        if images.ndim == 5:
+            probabilities = net(images.flatten(0, 1)).softmax(-1).unflatten(0, images.shape[:2]).mean(1)
+        else:
+            probabilities = net(images)
+        correct += int((probabilities.argmax(-1) == labels).sum())
+        total += len(labels)
+        if progress is not None:
+            progress.advance(task, len(labels))
+    return correct / max(total, 1), total
+
+
+def evaluate_corruptions(
+    net: nn.Module,
+    root: str | Path,
+    num_classes: int,
+    corruptions: list[str] | None = None,
+    severities: list[int] | None = None,
+    batch_size: int = 256,
+    num_workers: int = 4,
+    limit_per_condition: int | None = None,
+    five_crop: bool = False,
+    image_size: int = 64,
+) -> dict[str, Any]:
+    """Accuracy per (corruption, severity) of ``net`` (put in eval mode); missing conditions are listed."""
+    root = Path(root)
+    present, missing = condition_folders(root, list(corruptions or CORRUPTIONS), list(severities or SEVERITIES))
+    transform = (native_five_crop_transform if five_crop else tiny_imagenet_val_transform)(image_size)
+    datasets = {}
+    for condition, folder in present.items():
+        wnids = sorted(child.name for child in folder.iterdir() if child.is_dir())
+        if len(wnids) != num_classes:
+            raise ConfigError(
+                f"eval.corruption.root: {folder} has {len(wnids)} class folders but the model has {num_classes} "
+                "classes; use the corrupted version of the data the classifier was trained (fine-tuned) on."
+            )
+        paths, labels = class_images(folder, wnids)
+        if limit_per_condition:
+            keep = np.linspace(0, len(paths) - 1, min(limit_per_condition, len(paths))).astype(int)
+            paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+        datasets[condition] = ImageFileDataset(folder, paths, labels, transform)
+    net.eval()
+    rows = []
+    started = time.time()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} img/s"))
+    with Progress(*columns, TimeRemainingColumn()) as progress:
+        task = progress.add_task("Tiny-ImageNet-C", total=sum(len(d) for d in datasets.values()))
+        for (corruption, severity), dataset in datasets.items():
+            progress.update(task, description=f"{corruption}/{severity}")
+            loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+            value, count = accuracy(net, loader, progress, task)
+            rows.append(
+                {
+                    "corruption": corruption,
+                    "group": GROUP_OF[corruption],
+                    "severity": severity,
+                    "accuracy": value,
+                    "images": count,
+                }
+            )
+    seconds = time.time() - started
+    images = sum(row["images"] for row in rows)
+    log.info("Tiny-ImageNet-C: %d images in %.0f s (%.0f images/s)", images, seconds, images / seconds)
+    return {"rows": rows, "missing": missing, "images": images, "seconds": seconds, "images_per_s": images / seconds}
+
+
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``corruption_accuracy.csv`` written by another run (the baseline of the corruption error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"eval.corruption.baseline: {path} is not a file. Point it at corruption_accuracy.csv of a baseline run."
+        )
+    with path.open() as handle:
+        return [
+            {**row, "severity": int(row["severity"]), "accuracy": float(row["accuracy"])}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def summarize(rows: list[dict[str, Any]], clean_accuracy: float | None, baseline: list[dict] | None) -> dict:
+    """Mean corrupted accuracy, per severity, per corruption and group (Tables 8-10), CE and mCE vs a baseline."""
+    by_corruption: dict[str, list[float]] = {}
+    by_severity: dict[int, list[float]] = {}
+    for row in rows:
+        by_corruption.setdefault(row["corruption"], []).append(row["accuracy"])
+        by_severity.setdefault(row["severity"], []).append(row["accuracy"])
+    per_corruption = {c: float(np.mean(v)) for c, v in by_corruption.items()}
+    per_group = {
+        group: float(np.mean([per_corruption[c] for c in members if c in per_corruption]))
+        for group, members in CORRUPTION_GROUPS.items()
+        if any(c in per_corruption for c in members)
+    }
+    mean_corrupted = float(np.mean([row["accuracy"] for row in rows]))
+    summary = {
+        "clean_accuracy": clean_accuracy,
+        "mean_corrupted_accuracy": mean_corrupted,
+        "difference": None if clean_accuracy is None else clean_accuracy - mean_corrupted,
+        "per_severity": {s: float(np.mean(v)) for s, v in sorted(by_severity.items())},
+        "per_corruption": per_corruption,
+        "per_group": per_group,
+    }
+    if baseline:
+        base = {(row["corruption"], row["severity"]): 1 - row["accuracy"] for row in baseline}
+        errors: dict[str, list[tuple[float, float]]] = {}
+        for row in rows:
+            key = (row["corruption"], row["severity"])
+            if key in base:
+                errors.setdefault(row["corruption"], []).append((1 - row["accuracy"], base[key]))
+        corruption_error = {c: sum(e for e, _ in v) / sum(b for _, b in v) for c, v in errors.items()}
+        summary["corruption_error"] = corruption_error
+        summary["mce"] = 100 * float(np.mean(list(corruption_error.values())))
+    return summary
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def markdown_tables(summary: dict[str, Any], missing: list[str], name: str) -> str:
+    """The paper's Tables 8 (clean vs corrupted), 9 (per severity) and 10 (per corruption, grouped)."""
+    lines = [
+        "Table 8: Tiny-ImageNet val and Tiny-ImageNet-C accuracy",
+        "",
+        "| model | Tiny-ImageNet Val. | Tiny-ImageNet-C | Δ |",
+        "|---|---|---|---|",
+        f"| {name} | {_fmt(summary['clean_accuracy'])} | {_fmt(summary['mean_corrupted_accuracy'])} | "
+        f"{_fmt(summary['difference'])} |",
+        "",
+        "Table 9: accuracy per corruption severity",
+        "",
+        "| model | " + " | ".join(str(s) for s in SEVERITIES) + " |",
+        "|---" * (len(SEVERITIES) + 1) + "|",
+        f"| {name} | " + " | ".join(_fmt(summary["per_severity"].get(s)) for s in SEVERITIES) + " |",
+        "",
+        "Table 10: accuracy per corruption (mean over severities)",
+    ]
+    for group, members in CORRUPTION_GROUPS.items():
+        titles = [c.replace("_", " ").title() for c in members]
+        cells = [_fmt(summary["per_corruption"].get(c)) for c in members]
+        lines += [
+            "",
+            f"{group.title()} corruptions",
+            "",
+            "| model | " + " | ".join(titles) + " | Avg. |",
+            "|---" * (len(members) + 2) + "|",
+            f"| {name} | " + " | ".join(cells) + f" | {_fmt(summary['per_group'].get(group))} |",
+        ]
+    if "mce" in summary:
+        lines += ["", f"mCE vs baseline: {summary['mce']:.1f} (corruption error, baseline = 100)", ""]
+        lines += ["| corruption | CE |", "|---|---|"]
+        lines += [f"| {c} | {v:.3f} |" for c, v in summary["corruption_error"].items()]
+    if missing:
+        lines += ["", f"Missing (not evaluated, n/a above): {', '.join(missing)}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_severity(rows: list[dict[str, Any]], path: Path, name: str) -> Path:
+    """Accuracy against severity, one line per corruption group."""
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for group in CORRUPTION_GROUPS:
+        points = [
+            (s, np.mean([r["accuracy"] for r in rows if r["group"] == group and r["severity"] == s]))
+            for s in SEVERITIES
+        ]
+        points = [(s, v) for s, v in points if not np.isnan(v)]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker="o", label=group)
+    axis.set_xlabel("severity")
+    axis.set_ylabel("top-1 accuracy")
+    axis.set_xticks(list(SEVERITIES))
+    axis.set_title(f"Tiny-ImageNet-C: {name}", fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_outputs(result: dict[str, Any], summary: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
+    """Write ``corruption_accuracy.csv``, ``corruption_tables.md``, ``corruption_scores.json`` and a plot."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["corruption", "group", "severity", "accuracy", "images"])
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    return {
+        "csv": write_text_atomic(out_dir / "corruption_accuracy.csv", buffer.getvalue()),
+        "markdown": write_text_atomic(
+            out_dir / "corruption_tables.md", markdown_tables(summary, result["missing"], name)
+        ),
+        "json": write_json_atomic(out_dir / "corruption_scores.json", {**result, "summary": summary, "model": name}),
+        "plot": plot_severity(result["rows"], out_dir / "corruption_severity.png", name),
+    }

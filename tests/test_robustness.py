@@ -1,0 +1,50 @@
+"""Tiny-ImageNet-C evaluation: conditions, Tables 8-10, corruption error, and the command on a generated fixture."""
+
+
+import pytest
+
+from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
+from neurov1.errors import ConfigError
+from neurov1.robustness import condition_folders, markdown_tables, summarize
+
+
+def rows_with(accuracy_of):
+    return [
+        {"corruption": c, "group": g, "severity": s, "accuracy": accuracy_of(c, s), "images": 10}
+        for g, members in CORRUPTION_GROUPS.items()
+        for c in members
+        for s in range(1, 6)
+    ]
+
+
+def test_tables_8_to_10_aggregate_as_in_the_paper():
+    rows = rows_with(lambda c, s: 0.9 - 0.1 * s - 0.01 * CORRUPTIONS.index(c))
+    summary = summarize(rows, clean_accuracy=0.8, baseline=None)
+    mean = sum(r["accuracy"] for r in rows) / 75
+    assert summary["mean_corrupted_accuracy"] == pytest.approx(mean)
+    assert summary["difference"] == pytest.approx(0.8 - mean)
+    assert summary["per_severity"][1] == pytest.approx(sum(0.8 - 0.01 * i for i in range(15)) / 15)
+    assert summary["per_corruption"]["shot_noise"] == pytest.approx(0.6 - 0.01)
+    assert summary["per_group"]["noise"] == pytest.approx(0.6 - 0.01)
+    tables = markdown_tables(summary, [], "model")
+    for title in ("Table 8", "Table 9", "Table 10", "Noise corruptions", "Digital corruptions"):
+        assert title in tables
+
+
+def test_corruption_error_is_relative_to_the_baseline():
+    baseline = rows_with(lambda c, s: 0.5)
+    better = rows_with(lambda c, s: 0.75)
+    summary = summarize(better, None, baseline)
+    assert all(ce == pytest.approx(0.5) for ce in summary["corruption_error"].values())
+    assert summary["mce"] == pytest.approx(50.0)
+    assert summarize(baseline, None, baseline)["mce"] == pytest.approx(100.0)
+
+
+def test_missing_conditions_are_listed(tmp_path):
+    (tmp_path / "fog" / "2" / "n01").mkdir(parents=True)
+    present, missing = condition_folders(tmp_path, ["fog", "snow"], [1, 2])
+    assert list(present) == [("fog", 2)] and missing == ["fog/1", "snow/1", "snow/2"]
+    with pytest.raises(ConfigError, match="eval.corruption.root"):
+        condition_folders(tmp_path / "nowhere", ["fog"], [1])
+    with pytest.raises(ConfigError, match="unknown corruptions"):
+        condition_folders(tmp_path, ["fogg"], [1])
