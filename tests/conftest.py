@@ -28,14 +28,22 @@ TINY_DEMO = (
 
 
 def run_module(
-    module: str, *overrides: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None
+    module: str,
+    *overrides: str,
+    log_dir: Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    hydra: bool = True,
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> <overrides> paths.log_dir=<log_dir>`` in a clean, offline environment."""
+    """Run ``python -m <module> <overrides> [paths.log_dir=<log_dir>]`` in a clean, offline environment.
+
+    ``hydra=False`` for argparse commands (no ``paths.log_dir`` override).
+    """
     variables = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "BRAINIO", "RESULTCACHING"))}
     variables.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, WANDB_SILENT="true", PYTHONUNBUFFERED="1")
     variables.pop("BRAINSCORE_HOME", None)
     variables.update(env or {})
-    command = [sys.executable, "-m", module, *overrides, f"paths.log_dir={log_dir}"]
+    command = [sys.executable, "-m", module, *overrides, *([f"paths.log_dir={log_dir}"] if hydra else [])]
     result = subprocess.run(command, cwd=REPO, env=variables, capture_output=True, text=True, timeout=1800)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")

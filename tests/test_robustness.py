@@ -1,8 +1,12 @@
 """Tiny-ImageNet-C evaluation: conditions, Tables 8-10, corruption error, and the command on a generated fixture."""
 
+import csv
+import json
+import shutil
 
 import pytest
 
+from conftest import run_module
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
 from neurov1.errors import ConfigError
 from neurov1.robustness import condition_folders, markdown_tables, summarize
@@ -48,3 +52,46 @@ def test_missing_conditions_are_listed(tmp_path):
         condition_folders(tmp_path / "nowhere", ["fog"], [1])
     with pytest.raises(ConfigError, match="unknown corruptions"):
         condition_folders(tmp_path, ["fogg"], [1])
+
+
+@pytest.fixture(scope="module")
+def demo_c(tmp_path_factory):
+    """A Tiny-ImageNet-C-shaped fixture: all 15 corruptions x 5 severities of 2 demo val crops per class."""
+    root = tmp_path_factory.mktemp("demo-c")
+    run_module("neurov1.corrupt", "--demo", str(root), "--limit", "2", "--workers", "2", log_dir=root, hydra=False)
+    return root
+
+
+def test_corruption_evaluation_of_a_demo_checkpoint(demo_run, demo_c, tmp_path):
+    checkpoint = demo_run / "checkpoints" / "best.ckpt"
+    overrides = [
+        f"ckpt_path={checkpoint}",
+        "eval=corruption",
+        "data=demo",
+        f"eval.corruption.root={demo_c}",
+        "eval.corruption.limit_per_condition=10",
+        "eval.num_workers=0",
+        "eval.five_crop=true",
+    ]
+    run_module("neurov1.evaluate", *overrides, log_dir=tmp_path / "a")
+    (run_dir,) = {p.parent for p in (tmp_path / "a").rglob("corruption_accuracy.csv")}
+    rows = list(csv.DictReader((run_dir / "corruption_accuracy.csv").open()))
+    assert len(rows) == 75 and {r["corruption"] for r in rows} == set(CORRUPTIONS)
+    assert all(int(r["images"]) == 10 and 0 <= float(r["accuracy"]) <= 1 for r in rows)
+    tables = (run_dir / "corruption_tables.md").read_text()
+    assert "Table 8" in tables and "Table 9" in tables and "Table 10" in tables and "mean of five crops" in tables
+    assert (run_dir / "corruption_severity.png").is_file()
+
+    # The same model as its own baseline: corruption error 1 everywhere; a missing folder is listed, not fatal.
+    shutil.rmtree(demo_c / "fog" / "5")
+    run_module(
+        "neurov1.evaluate",
+        *overrides,
+        f"eval.corruption.baseline={run_dir / 'corruption_accuracy.csv'}",
+        log_dir=tmp_path / "b",
+    )
+    (second,) = {p.parent for p in (tmp_path / "b").rglob("corruption_scores.json")}
+    scores = json.loads((second / "corruption_scores.json").read_text())
+    assert scores["missing"] == ["fog/5"] and len(scores["rows"]) == 74
+    assert scores["summary"]["mce"] == pytest.approx(100.0)
+    assert "Missing (not evaluated, n/a above): fog/5" in (second / "corruption_tables.md").read_text()

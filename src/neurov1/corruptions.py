@@ -27,7 +27,7 @@ CORRUPTIONS: tuple[str, ...] = tuple(name for group in CORRUPTION_GROUPS.values(
 SEVERITIES = (1, 2, 3, 4, 5)
 
 # Tiny-ImageNet-C (64 px) parameters per severity 1..5, from Hendrycks & Dietterich (2019), as listed in
-# shared/reference/robustness-facts.md. Elastic values are 64 px times the published image-size fractions.
+# shared/reference/robustness-facts.md.
 GAUSSIAN_NOISE_SIGMA = (0.04, 0.08, 0.12, 0.15, 0.18)
 SHOT_NOISE_PHOTONS = (250, 100, 50, 30, 15)
 IMPULSE_NOISE_AMOUNT = (0.01, 0.02, 0.05, 0.08, 0.14)
@@ -48,7 +48,8 @@ FROST = ((1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55))  # (image 
 FOG = ((0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75))  # (strength, decay)
 BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
 CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
-# (alpha, sigma, affine jitter) in pixels: 64 x (0, 0, .08), (.05, .3, .06), (.1, .08, .06), (.1, .03, .03), (.16, .03, .02)
+# (alpha, sigma, affine jitter) in pixels, 64 x the published fractions of the image size:
+# (0, 0, .08), (.05, .3, .06), (.1, .08, .06), (.1, .03, .03), (.16, .03, .02).
 ELASTIC_TRANSFORM = ((0, 0, 5.12), (3.2, 19.2, 3.84), (6.4, 5.12, 3.84), (6.4, 1.92, 1.92), (10.24, 1.92, 1.28))
 PIXELATE = (0.9, 0.8, 0.7, 0.6, 0.5)
 JPEG_QUALITY = (65, 58, 50, 40, 25)
@@ -59,8 +60,11 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as in OpenCV's R
 FROST_TINT = np.array([0.85, 0.92, 1.0])
 FROST_MEAN, FROST_STD = 0.25, 0.25
 FROST_NEEDLES_PER_PIXEL = 1 / 100
+FROST_NEEDLE_LENGTH = (6, 22)  # pixels
 FROST_BRANCHES_PER_NEEDLE = 6
-FROST_DECAY = 2.0
+FROST_BRANCH_FRACTION = (0.15, 0.4)  # of the needle's length
+FROST_DECAY = 2.0  # plasma fractal decay of the density map
+FROST_HAZE = 0.5
 
 
 def gaussian_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
@@ -138,7 +142,7 @@ def snow(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
 
 
 def frost(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Weighted sum of the image and a frost texture; the texture is a procedural stand-in, see :func:`frost_texture`."""
+    """Weighted sum of the image and a frost texture (a procedural stand-in, see :func:`frost_texture`)."""
     image_weight, frost_weight = FROST[severity - 1]
     return image_weight * image + frost_weight * frost_texture(image.shape[:2], rng)
 
@@ -173,7 +177,7 @@ def elastic_transform(image: np.ndarray, severity: int, rng: np.random.Generator
     """
     alpha, sigma, jitter = ELASTIC_TRANSFORM[severity - 1]
     height, width = image.shape[:2]
-    half_side = min(height, width) // 3
+    half_side = max(1, min(height, width) // 3)
     anchors = np.array([height // 2, width // 2]) + half_side * np.array([[1, 1], [1, -1], [-1, -1]])
     moved = anchors + rng.uniform(-jitter, jitter, anchors.shape)
     # The affine taking the moved anchors back to the originals maps each output pixel to where it samples the input.
@@ -239,12 +243,12 @@ def corrupt(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
 
 
 def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndarray:
-    """Diamond-square plasma fractal on a periodic square grid (side: next power of two >= size), scaled to [0, 1].
+    """Diamond-square plasma fractal on a periodic square grid (side: a power of two >= size), scaled to [0, 1].
 
     The noise amplitude falls by ``decay**2`` per halving of the step, as in the reference implementation (whose
     noise is ``wibble * uniform(-wibble, wibble)`` with ``wibble`` divided by ``decay`` per step).
     """
-    side = 1 << (size - 1).bit_length()
+    side = max(2, 1 << (size - 1).bit_length())
     grid = np.zeros((side, side))
     step, amplitude = side, 1.0
     while step > 1:
@@ -266,44 +270,47 @@ def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndar
 def frost_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """A seeded procedural stand-in for the frost photographs of the original: an HxWx3 texture in [0, 1].
 
-    Straight ice needles with side branches at +-60 degrees (hexagonal ice), brighter where a plasma fractal is high,
-    over a faint plasma haze; normalised to a fixed mean and contrast and tinted pale blue-white. It imitates the
-    look of the photographs, not their statistics, so frost results are not comparable with Tiny-ImageNet-C.
+    Straight ice needles of random brightness with side branches at +-60 degrees (hexagonal ice), denser where a
+    plasma fractal is high, over a faint plasma haze; normalised to a fixed mean and contrast and tinted pale
+    blue-white. Sizes are in pixels as at 64 px. It imitates the look of the photographs (bright crystals on dark
+    glass), not their statistics, so frost results are not comparable with Tiny-ImageNet-C.
     """
     height, width = shape
-    side = min(height, width)
     count = max(1, round(height * width * FROST_NEEDLES_PER_PIXEL))
     starts = rng.uniform((0, 0), (height, width), (count, 2))
     angles = rng.uniform(0, 2 * np.pi, count)
-    lengths = rng.uniform(0.1, 0.35, count) * side
-    branch_starts = starts[:, None] + rng.uniform(0.1, 0.9, (count, FROST_BRANCHES_PER_NEEDLE, 1)) * (
-        lengths[:, None, None] * np.stack([np.sin(angles), np.cos(angles)], -1)[:, None]
-    )
-    branch_angles = angles[:, None] + rng.choice([-np.pi / 3, np.pi / 3], (count, FROST_BRANCHES_PER_NEEDLE))
-    branch_lengths = lengths[:, None] * rng.uniform(0.15, 0.4, (count, FROST_BRANCHES_PER_NEEDLE))
+    lengths = rng.uniform(*FROST_NEEDLE_LENGTH, count)
+    along = rng.uniform(0.1, 0.9, (count, FROST_BRANCHES_PER_NEEDLE)) * lengths[:, None]
+    directions = np.stack([np.sin(angles), np.cos(angles)], axis=-1)
+    branch_starts = starts[:, None] + along[..., None] * directions[:, None]
+    branch_angles = angles[:, None] + rng.choice([-np.pi / 3, np.pi / 3], along.shape)
+    branch_lengths = rng.uniform(*FROST_BRANCH_FRACTION, along.shape) * lengths[:, None]
     needles = _draw_segments(
         shape,
         np.concatenate([starts, branch_starts.reshape(-1, 2)]),
         np.concatenate([angles, branch_angles.ravel()]),
         np.concatenate([lengths, branch_lengths.ravel()]),
+        rng.uniform(0.4, 1, count * (1 + FROST_BRANCHES_PER_NEEDLE)),
     )
     density = plasma_fractal(max(height, width), FROST_DECAY, rng)[:height, :width]
-    texture = ndimage.gaussian_filter(needles, 0.5) * (0.5 + density) + 0.3 * density
+    texture = ndimage.gaussian_filter(needles, 0.5) * (0.5 + density) + FROST_HAZE * density
     texture = (texture - texture.mean()) / max(texture.std(), 1e-12) * FROST_STD + FROST_MEAN
     return np.clip(texture[..., None] * FROST_TINT, 0, 1)
 
 
-def _draw_segments(shape: tuple[int, int], starts: np.ndarray, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Line segments (start row/col, angle, length) rasterised as ink per pixel by half-pixel point sampling."""
+def _draw_segments(
+    shape: tuple[int, int], starts: np.ndarray, angles: np.ndarray, lengths: np.ndarray, inks: np.ndarray
+) -> np.ndarray:
+    """Line segments (start row/col, angle, length, ink per pixel of length) drawn by half-pixel point sampling."""
     steps = np.arange(0, lengths.max() + 0.5, 0.5)
-    inside = steps[None] <= lengths[:, None]
-    rows = starts[:, :1] + steps * np.sin(angles)[:, None]
-    cols = starts[:, 1:] + steps * np.cos(angles)[:, None]
-    rows, cols = np.rint(rows[inside]).astype(int), np.rint(cols[inside]).astype(int)
+    inside = steps <= lengths[:, None]
+    rows = np.rint(starts[:, :1] + steps * np.sin(angles)[:, None]).astype(int)[inside]
+    cols = np.rint(starts[:, 1:] + steps * np.cos(angles)[:, None]).astype(int)[inside]
+    sample_inks = np.broadcast_to(inks[:, None] / 2, inside.shape)[inside]
     visible = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
-    ink = np.zeros(shape)
-    np.add.at(ink, (rows[visible], cols[visible]), 0.5)
-    return ink
+    canvas = np.zeros(shape)
+    np.add.at(canvas, (rows[visible], cols[visible]), sample_inks[visible])
+    return canvas
 
 
 def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -331,12 +338,13 @@ def _motion_blur(image: np.ndarray, radius: int, sigma: float, angle: float) -> 
 
 
 def _zoom_center(image: np.ndarray, zoom: float) -> np.ndarray:
-    """The centre of the image magnified by ``zoom`` (bilinear), at the original size."""
-    scale = np.ones(image.ndim)
-    scale[:2] = 1 / zoom
-    center = np.zeros(image.ndim)
-    center[:2] = (np.array(image.shape[:2]) - 1) / 2
-    return ndimage.affine_transform(image, scale, offset=center * (1 - scale), order=1, mode="nearest")
+    """The centre of a 2-D image (or of each channel) magnified by ``zoom`` (bilinear), at the original size."""
+    if image.ndim == 3:
+        return np.stack([_zoom_center(channel, zoom) for channel in image.transpose(2, 0, 1)], axis=-1)
+    center = (np.array(image.shape) - 1) / 2
+    return ndimage.affine_transform(
+        image, [1 / zoom, 1 / zoom], offset=center * (1 - 1 / zoom), order=1, mode="nearest"
+    )
 
 
 def _to_pil(image: np.ndarray) -> Image.Image:

@@ -92,14 +92,15 @@ def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
     baseline = load_rows(settings.baseline) if settings.baseline else None
     module, label = load_network(cfg)
     net = module.net.eval()
-    clean = None
+    clean, clean_result = None, None
     if settings.clean:
         with open_dict(cfg):
             cfg.data.five_crop = cfg.eval.five_crop
         datamodule = hydra.utils.instantiate(cfg.data)
         datamodule.validate()
         datamodule.setup("validate")
-        clean, _ = accuracy(net, datamodule.val_dataloader())
+        clean_result = accuracy(net, datamodule.val_dataloader())
+        clean = clean_result["accuracy"]
     result = evaluate_corruptions(
         net,
         settings.root,
@@ -113,6 +114,7 @@ def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
         image_size=module.hparams["net"]["input_size"],
     )
     summary = summarize_corruptions(result["rows"], clean, baseline)
+    summary["clean"] = clean_result
     paths = write_corruption_outputs(result, summary, Path(cfg.paths.output_dir), label)
     log.info(
         "%s: clean %s, Tiny-ImageNet-C %.3f over %d conditions (%d missing); %s",
@@ -125,8 +127,9 @@ def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
     )
     metrics = {"corruption/mean_accuracy": summary["mean_corrupted_accuracy"]}
     metrics.update({f"corruption/{group}": value for group, value in summary["per_group"].items()})
-    if clean is not None:
-        metrics["corruption/clean_accuracy"] = clean
+    for key, value in (clean_result or {}).items():
+        if value is not None:
+            metrics[f"corruption/clean_{key}"] = value
     _log_to_loggers(cfg, label, metrics, paths["plot"])
     return {"summary": summary, **result}
 

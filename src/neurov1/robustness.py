@@ -19,9 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES  # noqa: E402
 from neurov1.data.folders import ImageFileDataset, class_images  # noqa: E402
@@ -60,26 +60,56 @@ def condition_folders(
     return present, missing
 
 
+class _Conditions(Dataset):
+    """All conditions' images in one dataset, so one DataLoader (one worker pool) decodes them all."""
+
+    def __init__(self, datasets: list[ImageFileDataset]) -> None:
+        self.datasets = datasets
+        self.offsets = np.cumsum([0, *(len(d) for d in datasets)])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        condition = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        image, label = self.datasets[condition][index - int(self.offsets[condition])]
+        return image, label, condition
+
+
+def _probabilities(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Softmax of the logits; for five-crop batches (N, 5, C, H, W) the mean softmax over the crops."""
+    if images.ndim == 5:
+        return net(images.flatten(0, 1)).softmax(-1).unflatten(0, images.shape[:2]).mean(1)
+    return net(images).softmax(-1)
+
+
 @torch.no_grad()
-def accuracy(
-    net: nn.Module, loader: DataLoader, progress: Progress | None = None, task: Any = None
-) -> tuple[float, int]:
-    """Top-1 accuracy and image count; five-crop batches (N, 5, C, H, W) use the mean softmax over the crops."""
+def accuracy(net: nn.Module, loader: DataLoader) -> dict[str, float | None]:
+    """Top-1 accuracy of ``net`` on ``loader``; for five-crop batches also the single (centre) crop's accuracy.
+
+    Returns ``{"accuracy": ..., "single_crop": ..., "five_crop": ... or None}``; ``accuracy`` is the five-crop one
+    when the loader yields five crops.
+    """
     device = next(net.parameters()).device
-    correct = total = 0
+    single = five = total = 0
     for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
+        images = images.to(device)
         if images.ndim == 5:
-            probabilities = net(images.flatten(0, 1)).softmax(-1).unflatten(0, images.shape[:2]).mean(1)
+            views = net(images.flatten(0, 1)).unflatten(0, images.shape[:2])
+            five += int((views.softmax(-1).mean(1).argmax(-1).cpu() == labels).sum())
+            single += int((views[:, 4].argmax(-1).cpu() == labels).sum())
         else:
-            probabilities = net(images)
-        correct += int((probabilities.argmax(-1) == labels).sum())
+            single += int((net(images).argmax(-1).cpu() == labels).sum())
         total += len(labels)
-        if progress is not None:
-            progress.advance(task, len(labels))
-    return correct / max(total, 1), total
+    five_crop = five / total if images.ndim == 5 else None
+    return {
+        "accuracy": single / total if five_crop is None else five_crop,
+        "single_crop": single / total,
+        "five_crop": five_crop,
+    }
 
 
+@torch.no_grad()
 def evaluate_corruptions(
     net: nn.Module,
     root: str | Path,
@@ -96,8 +126,8 @@ def evaluate_corruptions(
     root = Path(root)
     present, missing = condition_folders(root, list(corruptions or CORRUPTIONS), list(severities or SEVERITIES))
     transform = (native_five_crop_transform if five_crop else tiny_imagenet_val_transform)(image_size)
-    datasets = {}
-    for condition, folder in present.items():
+    conditions, datasets = list(present), []
+    for folder in present.values():
         wnids = sorted(child.name for child in folder.iterdir() if child.is_dir())
         if len(wnids) != num_classes:
             raise ConfigError(
@@ -108,28 +138,30 @@ def evaluate_corruptions(
         if limit_per_condition:
             keep = np.linspace(0, len(paths) - 1, min(limit_per_condition, len(paths))).astype(int)
             paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
-        datasets[condition] = ImageFileDataset(folder, paths, labels, transform)
+        datasets.append(ImageFileDataset(folder, paths, labels, transform))
     net.eval()
-    rows = []
+    device = next(net.parameters()).device
+    correct, counts = np.zeros(len(conditions)), np.zeros(len(conditions))
     started = time.time()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} img/s"))
-    with Progress(*columns, TimeRemainingColumn()) as progress:
-        task = progress.add_task("Tiny-ImageNet-C", total=sum(len(d) for d in datasets.values()))
-        for (corruption, severity), dataset in datasets.items():
-            progress.update(task, description=f"{corruption}/{severity}")
-            loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-            value, count = accuracy(net, loader, progress, task)
-            rows.append(
-                {
-                    "corruption": corruption,
-                    "group": GROUP_OF[corruption],
-                    "severity": severity,
-                    "accuracy": value,
-                    "images": count,
-                }
-            )
+    loader = DataLoader(_Conditions(datasets), batch_size=batch_size, num_workers=num_workers)
+    with tqdm(total=len(loader.dataset), unit="img", desc="Tiny-ImageNet-C") as progress:
+        for images, labels, condition in loader:
+            hits = (_probabilities(net, images.to(device)).argmax(-1).cpu() == labels).double()
+            np.add.at(correct, condition.numpy(), hits.numpy())
+            np.add.at(counts, condition.numpy(), 1)
+            progress.update(len(labels))
     seconds = time.time() - started
-    images = sum(row["images"] for row in rows)
+    rows = [
+        {
+            "corruption": corruption,
+            "group": GROUP_OF[corruption],
+            "severity": severity,
+            "accuracy": correct[index] / counts[index],
+            "images": int(counts[index]),
+        }
+        for index, (corruption, severity) in enumerate(conditions)
+    ]
+    images = int(counts.sum())
     log.info("Tiny-ImageNet-C: %d images in %.0f s (%.0f images/s)", images, seconds, images / seconds)
     return {"rows": rows, "missing": missing, "images": images, "seconds": seconds, "images_per_s": images / seconds}
 
@@ -187,6 +219,16 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _five_crop_note(clean: dict[str, float | None] | None) -> list[str]:
+    if not clean or clean.get("five_crop") is None:
+        return []
+    return [
+        "",
+        f"Clean accuracy: single crop {clean['single_crop']:.3f}, mean of five crops {clean['five_crop']:.3f} "
+        "(the corrupted accuracies above use five crops).",
+    ]
+
+
 def markdown_tables(summary: dict[str, Any], missing: list[str], name: str) -> str:
     """The paper's Tables 8 (clean vs corrupted), 9 (per severity) and 10 (per corruption, grouped)."""
     lines = [
@@ -196,6 +238,7 @@ def markdown_tables(summary: dict[str, Any], missing: list[str], name: str) -> s
         "|---|---|---|---|",
         f"| {name} | {_fmt(summary['clean_accuracy'])} | {_fmt(summary['mean_corrupted_accuracy'])} | "
         f"{_fmt(summary['difference'])} |",
+        *_five_crop_note(summary.get("clean")),
         "",
         "Table 9: accuracy per corruption severity",
         "",
