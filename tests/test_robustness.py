@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import run_module
+from conftest import TINY_DEMO, run_dirs, run_module
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
 from neurov1.errors import ConfigError
 from neurov1.robustness import condition_folders, markdown_tables, summarize
@@ -95,3 +95,13 @@ def test_corruption_evaluation_of_a_demo_checkpoint(demo_run, demo_c, tmp_path):
     assert scores["missing"] == ["fog/5"] and len(scores["rows"]) == 74
     assert scores["summary"]["mce"] == pytest.approx(100.0)
     assert "Missing (not evaluated, n/a above): fog/5" in (second / "corruption_tables.md").read_text()
+
+
+def test_corruption_callback_at_the_end_of_fit(demo_c, tmp_path):
+    overrides = ["callbacks=corruption", f"callbacks.corruption.root={demo_c}", "callbacks.corruption.num_workers=0"]
+    run_module("neurov1.train", *TINY_DEMO, *overrides, "callbacks.corruption.limit_per_condition=4", log_dir=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    rows = list(csv.DictReader((run_dir / "corruption" / "corruption_accuracy.csv").open()))
+    assert len(rows) >= 74 and all(int(r["images"]) == 4 for r in rows)
+    logged = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    assert any(row.get("corruption/mean_accuracy") for row in logged)
