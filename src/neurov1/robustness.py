@@ -13,21 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES  # noqa: E402
-from neurov1.data.folders import ImageFileDataset, class_images  # noqa: E402
-from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform  # noqa: E402
-from neurov1.errors import ConfigError  # noqa: E402
-from neurov1.utils.io import write_json_atomic, write_text_atomic  # noqa: E402
+from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
+from neurov1.data.folders import ImageFileDataset, class_images
+from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform
+from neurov1.errors import ConfigError
+from neurov1.utils.io import write_json_atomic, write_text_atomic
+from neurov1.utils.plots import new_figure, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -270,24 +267,19 @@ def markdown_tables(summary: dict[str, Any], missing: list[str], name: str) -> s
 
 def plot_severity(rows: list[dict[str, Any]], path: Path, name: str) -> Path:
     """Accuracy against severity, one line per corruption group."""
-    figure, axis = plt.subplots(figsize=(5, 3.5))
+    figure, axis = new_figure(5)
     for group in CORRUPTION_GROUPS:
         points = [
-            (s, np.mean([r["accuracy"] for r in rows if r["group"] == group and r["severity"] == s]))
-            for s in SEVERITIES
+            (severity, float(np.mean(values)))
+            for severity in SEVERITIES
+            if (values := [r["accuracy"] for r in rows if r["group"] == group and r["severity"] == severity])
         ]
-        points = [(s, v) for s, v in points if not np.isnan(v)]
         if points:
             axis.plot(*zip(*points, strict=True), marker="o", label=group)
     axis.set_xlabel("severity")
     axis.set_ylabel("top-1 accuracy")
     axis.set_xticks(list(SEVERITIES))
-    axis.set_title(f"Tiny-ImageNet-C: {name}", fontsize=10)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, f"Tiny-ImageNet-C: {name}")
 
 
 def write_outputs(result: dict[str, Any], summary: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:

@@ -5,13 +5,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from neurov1.brainscore.benchmarks import PROPERTY_GROUPS  # noqa: E402
-from neurov1.utils.io import write_json_atomic, write_text_atomic  # noqa: E402
+from neurov1.brainscore.benchmarks import PROPERTY_GROUPS
+from neurov1.utils.io import write_json_atomic, write_text_atomic
+from neurov1.utils.plots import new_figure, save_figure
 
 HEADLINE = (("v1_overall", "V1 Overall"), ("v1_predictivity", "V1 Predictivity"), ("v1_property", "V1 Property"))
 
@@ -85,35 +81,26 @@ def csv_table(results: dict[str, Any]) -> str:
 def plot_groups(results: dict[str, Any], path: Path, name: str) -> Path:
     """Bar plot of the 7 property group scores (missing groups shown empty)."""
     values = [results["groups"][g]["score"] for g in PROPERTY_GROUPS]
-    figure, axis = plt.subplots(figsize=(8, 3.5))
+    figure, axis = new_figure(8)
     axis.bar(range(len(values)), [v or 0.0 for v in values], color=["C0" if v is not None else "0.8" for v in values])
     for index, value in enumerate(values):
         axis.text(index, (value or 0.0) + 0.01, _fmt(value), ha="center", fontsize=8)
     axis.set_xticks(range(len(values)), [_group_title(g) for g in PROPERTY_GROUPS], rotation=30, ha="right")
     axis.set_ylim(0, 1.05)
     axis.set_ylabel("ceiled score")
-    axis.set_title(f"V1 property groups: {name} ({results['layer']})", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, f"V1 property groups: {name} ({results['layer']})")
 
 
 def plot_layers(per_layer: dict[str, dict[str, Any]], path: Path, name: str) -> Path:
     """V1 Overall, Predictivity and Property per scored layer (paper Fig. B.1)."""
     layers = list(per_layer)
-    figure, axis = plt.subplots(figsize=(max(6, 0.45 * len(layers)), 3.5))
+    figure, axis = new_figure(max(6, 0.45 * len(layers)))
     for key, title in HEADLINE:
         values = [per_layer[layer]["scores"][key] for layer in layers]
         axis.plot(range(len(layers)), [float("nan") if v is None else v for v in values], marker="o", label=title)
     axis.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=8)
     axis.set_ylabel("score")
-    axis.set_title(f"V1 alignment per layer: {name}", fontsize=10)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, f"V1 alignment per layer: {name}")
 
 
 def write_outputs(report: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
