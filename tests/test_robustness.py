@@ -9,6 +9,7 @@ import pytest
 from conftest import TINY_DEMO, run_dirs, run_module
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
 from neurov1.errors import ConfigError
+from neurov1.ledger import load_records
 from neurov1.robustness import condition_folders, markdown_tables, summarize
 
 
@@ -81,6 +82,9 @@ def test_corruption_evaluation_of_a_demo_checkpoint(demo_run, demo_c, tmp_path):
     tables = (run_dir / "corruption_tables.md").read_text()
     assert "Table 8" in tables and "Table 9" in tables and "Table 10" in tables and "mean of five crops" in tables
     assert (run_dir / "corruption_severity.png").is_file()
+    (record,) = load_records(tmp_path / "a" / "results")
+    assert record["kind"] == "evaluate" and record["eval"] == "corruption" and record["checkpoint"] == str(checkpoint)
+    assert "corruption/mean_accuracy" in record["metrics"]
 
     # The same model as its own baseline: corruption error 1 everywhere; a missing folder is listed, not fatal.
     shutil.rmtree(demo_c / "fog" / "5")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import TINY_DEMO, run_dirs, run_module
+from neurov1.ledger import load_records
 from neurov1.module import NeuroV1Module
 
 ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
@@ -119,3 +120,11 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     (run_dir,) = run_dirs(tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["global_step"] == 3
+
+
+def test_every_finished_run_is_recorded_in_the_ledger(demo_run):
+    records = load_records(demo_run.parents[2] / "results")
+    (record,) = [r for r in records if r["run_dir"] == str(demo_run)]
+    assert record["kind"] == "train" and record["seed"] == 0 and record["epochs"] == 1
+    assert record["components"] == ALL and record["best"]["checkpoint"].endswith("best.ckpt")
+    assert "val/acc1" in record["final"]

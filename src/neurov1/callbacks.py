@@ -45,6 +45,7 @@ class V1EvaluationCallback(L.Callback):
         if trainer.is_global_zero:
             try:
                 metrics = self._score(pl_module, epoch)
+                trainer.callback_metrics.update(metrics)  # also in metrics.json and the results ledger
                 for logger in trainer.loggers:
                     logger.log_metrics(metrics, step=trainer.global_step)
             except Exception:  # noqa: BLE001 - a scoring failure must never stop training
@@ -112,6 +113,7 @@ class CorruptionEvaluationCallback(L.Callback):
         if trainer.is_global_zero:
             try:
                 metrics = self._evaluate(trainer, pl_module)
+                trainer.callback_metrics.update(metrics)  # also in metrics.json and the results ledger
                 for logger in trainer.loggers:
                     logger.log_metrics(metrics, step=trainer.global_step)
             except Exception:  # noqa: BLE001 - an evaluation failure must never lose the trained run

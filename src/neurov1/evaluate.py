@@ -17,6 +17,7 @@ from neurov1.brainscore.report import write_outputs
 from neurov1.brainscore.scoring import V1Settings
 from neurov1.checkpoints import checkpoint_net_config
 from neurov1.errors import ConfigError
+from neurov1.ledger import append_record
 from neurov1.module import NeuroV1Module
 from neurov1.robustness import accuracy, evaluate_corruptions, load_rows
 from neurov1.robustness import summarize as summarize_corruptions
@@ -82,7 +83,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         _partial_note(report),
         paths["json"],
     )
-    _log_to_loggers(cfg, label, v1_metrics(report), paths["groups_plot"])
+    _record_and_log(cfg, label, v1_metrics(report), paths["groups_plot"])
     return report
 
 
@@ -130,11 +131,23 @@ def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
     for key, value in (clean_result or {}).items():
         if value is not None:
             metrics[f"corruption/clean_{key}"] = value
-    _log_to_loggers(cfg, label, metrics, paths["plot"])
+    _record_and_log(cfg, label, metrics, paths["plot"])
     return {"summary": summary, **result}
 
 
-def _log_to_loggers(cfg: DictConfig, label: str, metrics: dict[str, float], image: Path) -> None:
+def _record_and_log(cfg: DictConfig, label: str, metrics: dict[str, float], image: Path) -> None:
+    """Record the evaluation in the results ledger and log its metrics and figure to the configured loggers."""
+    append_record(
+        cfg.paths.results_dir,
+        "evaluate",
+        {
+            "eval": cfg.eval.name,
+            "model": label,
+            "checkpoint": str(cfg.ckpt_path) if cfg.ckpt_path else None,
+            "run_dir": str(cfg.paths.output_dir),
+            "metrics": metrics,
+        },
+    )
     with open_dict(cfg):
         cfg.run_name = cfg.run_name or label
     for logger in instantiate_loggers(cfg.get("logger")):

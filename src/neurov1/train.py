@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurov1.checkpoints import check_checkpoint_matches, checkpoint_net_config
 from neurov1.errors import ConfigError
+from neurov1.ledger import append_record
 from neurov1.models import validate_components
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
 from neurov1.utils.instantiate import instantiate_callbacks, instantiate_loggers
@@ -136,6 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         path = write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+        append_record(cfg.paths.results_dir, "train", {**metrics, "run_dir": str(cfg.paths.output_dir)})
         best = metrics["best"]
         log.info(
             "%s: best %s = %s after %d epochs in %.0f s; metrics in %s",
