@@ -109,3 +109,8 @@ def test_logger_groups_instantiate(tmp_path, monkeypatch, logger, expected):
     assert [type(item).__name__ for item in loggers] == ([expected] if expected else [])
     if logger == "wandb":
         assert loggers[0]._wandb_init["mode"] == "offline" and loggers[0]._wandb_init["name"] == "test-s0"
+
+
+def test_slurm_launcher_runs_one_gpu_per_job():
+    launcher = compose_train("hydra/launcher=slurm", hydra_config=True).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1

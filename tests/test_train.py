@@ -128,3 +128,11 @@ def test_every_finished_run_is_recorded_in_the_ledger(demo_run):
     assert record["kind"] == "train" and record["seed"] == 0 and record["epochs"] == 1
     assert record["components"] == ALL and record["best"]["checkpoint"].endswith("best.ckpt")
     assert "val/acc1" in record["final"]
+
+
+def test_joblib_multirun_runs_jobs_in_parallel_into_separate_dirs(tmp_path):
+    overrides = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY_DEMO, "seed=0,1"]
+    run_module("neurov1.train", *overrides, log_dir=tmp_path)
+    runs = run_dirs(tmp_path)
+    assert sorted(json.loads((run / "metrics.json").read_text())["seed"] for run in runs) == [0, 1]
+    assert len({run.name for run in runs}) == 2  # job-numbered folders of one sweep
