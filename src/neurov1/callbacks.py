@@ -2,6 +2,7 @@
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,24 @@ import lightning as L
 from neurov1.utils.naming import components_label
 
 log = logging.getLogger(__name__)
+
+
+def publish_on_rank_zero(
+    trainer: L.Trainer, evaluate: Callable[[], dict[str, float]], failure: str, barrier: str
+) -> None:
+    """Run ``evaluate`` on rank zero and send its metrics to every logger (and to metrics.json and the ledger).
+
+    A failure is logged with ``failure`` and never stops training; all ranks then meet at ``barrier``.
+    """
+    if trainer.is_global_zero:
+        try:
+            metrics = evaluate()
+            trainer.callback_metrics.update(metrics)
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        except Exception:  # noqa: BLE001 - an evaluation failure must never stop or lose the training run
+            log.exception(failure)
+    trainer.strategy.barrier(barrier)
 
 
 class V1EvaluationCallback(L.Callback):
@@ -42,15 +61,8 @@ class V1EvaluationCallback(L.Callback):
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
         self.last_evaluated_epoch = epoch
-        if trainer.is_global_zero:
-            try:
-                metrics = self._score(pl_module, epoch)
-                trainer.callback_metrics.update(metrics)  # also in metrics.json and the results ledger
-                for logger in trainer.loggers:
-                    logger.log_metrics(metrics, step=trainer.global_step)
-            except Exception:  # noqa: BLE001 - a scoring failure must never stop training
-                log.exception("V1 evaluation after epoch %d failed; training continues", epoch)
-        trainer.strategy.barrier("v1_evaluation")
+        failure = f"V1 evaluation after epoch {epoch} failed; training continues"
+        publish_on_rank_zero(trainer, lambda: self._score(pl_module, epoch), failure, "v1_evaluation")
 
     def _score(self, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
         from neurov1.brainscore.evaluation import evaluate_v1
@@ -110,15 +122,8 @@ class CorruptionEvaluationCallback(L.Callback):
         self.num_workers = num_workers
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            try:
-                metrics = self._evaluate(trainer, pl_module)
-                trainer.callback_metrics.update(metrics)  # also in metrics.json and the results ledger
-                for logger in trainer.loggers:
-                    logger.log_metrics(metrics, step=trainer.global_step)
-            except Exception:  # noqa: BLE001 - an evaluation failure must never lose the trained run
-                log.exception("Tiny-ImageNet-C evaluation at the end of fit failed")
-        trainer.strategy.barrier("corruption_evaluation")
+        failure = "Tiny-ImageNet-C evaluation at the end of fit failed"
+        publish_on_rank_zero(trainer, lambda: self._evaluate(trainer, pl_module), failure, "corruption_evaluation")
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         from neurov1.robustness import evaluate_corruptions, summarize, write_outputs
