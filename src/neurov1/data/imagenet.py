@@ -4,6 +4,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from neurov1.data.base import ImageFolderDataModule
 from neurov1.data.folders import (
@@ -15,7 +16,6 @@ from neurov1.data.folders import (
     loose_image_count,
 )
 from neurov1.data.transforms import (
-    ChannelStat,
     imagenet_five_crop_transform,
     imagenet_train_transform,
     imagenet_val_transform,
@@ -35,20 +35,10 @@ class ImageNetDataModule(ImageFolderDataModule):
     LAYOUT = LAYOUT
 
     def __init__(
-        self,
-        root: str | os.PathLike,
-        batch_size: int = 128,
-        num_workers: int = 8,
-        pin_memory: bool = False,
-        image_size: int = 64,
-        mean: ChannelStat = 0.5,
-        std: ChannelStat = 0.5,
-        train_crop: int = 224,
-        val_resize: int = 256,
-        verify: str = "sample",
-        five_crop: bool = False,
+        self, root: str | os.PathLike, *, train_crop: int = 224, val_resize: int = 256, **settings: Any
     ) -> None:
-        super().__init__(root, batch_size, num_workers, pin_memory, image_size, mean, std, verify, five_crop)
+        """``train_crop``/``val_resize``: the paper's 224/256 crops; ``settings``: those of ImageFolderDataModule."""
+        super().__init__(root, **settings)
         self.train_crop = train_crop
         self.val_resize = val_resize
 
