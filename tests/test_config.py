@@ -84,11 +84,14 @@ def test_single_component_sweep_jobs():
     assert composed == expected
 
 
-def test_leave_one_out_sweep_jobs():
-    jobs = sweep_jobs("leave_one_out")
-    composed = [components_of(compose_train("sweep=leave_one_out", *job)) for job in jobs]
-    assert composed[0] == ALL
-    assert sorted(map(tuple, composed[1:])) == sorted(tuple(c for c in ALL if c != name) for name in ALL)
+def test_backward_elimination_sweep_config():
+    hydra_cfg = compose_train("sweep=backward_elimination", hydra_config=True).hydra
+    sweeper = hydra_cfg.sweeper
+    assert sweeper._target_.endswith("BackwardEliminationSweeper") and sweeper.metric == "v1/overall"
+    assert list(sweeper.start) == [c for c in ALL if c != "divisive_norm"]  # the paper's start set
+    assert hydra_cfg.sweep.dir.endswith("backward_elimination/default")  # stable: rerunning resumes
+    named = compose_train("sweep=backward_elimination", "hydra.sweeper.name=paper", hydra_config=True).hydra
+    assert named.sweep.dir.endswith("backward_elimination/paper")
 
 
 def test_run_directories_never_collide():
@@ -114,3 +117,18 @@ def test_logger_groups_instantiate(tmp_path, monkeypatch, logger, expected):
 def test_slurm_launcher_runs_one_gpu_per_job():
     launcher = compose_train("hydra/launcher=slurm", hydra_config=True).hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
+
+
+def test_jobs_of_one_multirun_share_a_logger_group():
+    from hydra.types import RunMode
+
+    from neurov1.utils.naming import sweep_group
+
+    hydra_cfg = OmegaConf.create(
+        {"mode": RunMode.MULTIRUN, "runtime": {"choices": {"sweep": "single_component"}}, "sweep": {"dir": "/o/2026-x"}}
+    )
+    assert sweep_group(hydra_cfg) == "single_component/2026-x"
+    hydra_cfg.runtime.choices.sweep = None
+    assert sweep_group(hydra_cfg) == "multirun/2026-x"
+    hydra_cfg.mode = RunMode.RUN
+    assert sweep_group(hydra_cfg) is None

@@ -32,7 +32,7 @@ def test_tables_8_to_10_aggregate_as_in_the_paper():
     assert summary["per_corruption"]["shot_noise"] == pytest.approx(0.6 - 0.01)
     assert summary["per_group"]["noise"] == pytest.approx(0.6 - 0.01)
     tables = markdown_tables(summary, [], "model")
-    for title in ("Table 8", "Table 9", "Table 10", "Noise corruptions", "Digital corruptions"):
+    for title in ("Table 8", "Table 9", "Table 10", "noise corruptions", "digital corruptions"):
         assert title in tables
 
 

@@ -35,12 +35,18 @@ def wandb_logger(
     mode: str = "auto",
 ) -> WandbLogger:
     """A :class:`WandbLogger`; ``mode="auto"`` goes offline (sync later with ``wandb sync``) when online can't work."""
-    if mode not in ("auto", "online", "offline", "disabled"):
-        raise ValueError(f"logger.wandb.mode must be auto, online, offline or disabled, got {mode!r}")
-    if mode == "auto":
-        reason = _wandb_online_reason()
-        mode = "online" if reason is None else "offline"
-        if reason:
-            log.warning("W&B runs offline: %s. Upload later with `wandb sync %s/wandb`.", reason, save_dir)
+    mode = wandb_mode(mode, save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(project=project, save_dir=save_dir, name=name, tags=tags, group=group, entity=entity, mode=mode)
+
+
+def wandb_mode(mode: str, save_dir: str | Path, key: str = "logger.wandb.mode") -> str:
+    """The W&B mode to use: ``auto`` becomes online, or offline (with the reason logged) when online can't work."""
+    if mode not in ("auto", "online", "offline", "disabled"):
+        raise ValueError(f"{key} must be auto, online, offline or disabled, got {mode!r}")
+    if mode != "auto":
+        return mode
+    reason = _wandb_online_reason()
+    if reason:
+        log.warning("W&B runs offline: %s. Upload later with `wandb sync %s/wandb`.", reason, save_dir)
+    return "offline" if reason else "online"

@@ -1,26 +1,40 @@
-"""Paper tables from the results ledger: ``python -m neurov1.report [results_dir] [--out DIR]``.
+"""Paper tables from the results ledger: ``python -m neurov1.report [results_dir] [--out DIR] [--wandb]``.
 
-Table 1 (ImageNet accuracy, V1 Overall, Predictivity, Property) and Table 2 (the 7 V1 property groups), mean +- std
-over seeds per component set, with values above/below the baseline marked as in the paper, as markdown and CSV,
-plus a bar plot with error bars. V1 scores come from the train record (``callbacks=v1``) or from ``neurov1.evaluate
-eval=v1`` records of the run's checkpoints.
+From the records of finished runs (``neurov1.ledger``) it builds, as far as such runs exist:
+
+- Table 1 (ImageNet accuracy, V1 Overall, Predictivity, Property) and Table 2 (the 7 V1 property groups) of the
+  standard-trained models, mean +- std over seeds per component set, ▲/▼ above/below the baseline as in the paper;
+- Tables 3 and 5 (backward elimination: a checkmark per component, the chosen metric, Table 1 and 2 metrics);
+- Table 4 (adversarially trained models: accuracy, V1 scores, PGD accuracy);
+- Tables 8-10 (Tiny-ImageNet-C accuracy of the models with corruption results).
+
+Outputs: ``report.md``, ``report.csv`` (every model and metric, numeric), one CSV per table under ``tables/``, a bar
+plot of Table 1 (``report.png``) and a heat map of the property groups relative to the baseline
+(``v1_groups_vs_baseline.png``). ``--wandb`` logs the same tables and plots to W&B (offline when it must).
+V1 and other scores come from the training record (callbacks) or from ``neurov1.evaluate`` records of the run's
+checkpoints.
 """
 
 import argparse
 import csv
 import io
+import re
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from neurov1.brainscore.benchmarks import PROPERTY_GROUPS
+from neurov1.elimination import score_cell, trace_rows, trace_table
 from neurov1.errors import ConfigError
 from neurov1.ledger import load_records
+from neurov1.robustness import robustness_tables, summary_from_metrics
 from neurov1.utils.io import write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
+from neurov1.utils.tables import Table, markdown
 
 TABLE1 = (
     ("val/acc1", "Accuracy"),
@@ -29,31 +43,48 @@ TABLE1 = (
     ("v1/property", "V1 Property"),
 )
 TABLE2 = tuple((f"v1/{group}", group.replace("_", " ").capitalize()) for group in PROPERTY_GROUPS)
+TABLE4 = (*TABLE1, ("adversarial/clean_acc1", "Clean acc. (PGD set)"), ("adversarial/acc1", "PGD acc."))
 BASELINE = "baseline"
+# How a run was trained, from its record; each kind gets its own rows (a fine-tuned head's accuracy is not ImageNet's).
+KIND_SUFFIX = {"standard": "", "adversarial": " (Free-AT)", "finetune": " (fine-tuned head)"}
+
+NO_V1_SCORES = (
+    "No V1 scores in these runs: train with callbacks=v1, or score checkpoints with "
+    "`python -m neurov1.evaluate eval=v1 ckpt_path=...` (same results_dir)."
+)
+
+Stats = dict[str, tuple[float, float, int]]
+
+
+def training_kind(record: dict[str, Any]) -> str:
+    if record.get("adversarial_training"):
+        return "adversarial"
+    return "finetune" if record.get("finetune") else "standard"
 
 
 def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per train run: component set, seed and every metric (its best val/acc1, its V1 scores)."""
+    """Per train run (by run dir): label, training kind, seed and every metric, evaluations of its checkpoints too."""
     runs = {}
     for record in records:
         if record["kind"] != "train":
             continue
-        metrics = {key: value for key, value in record["final"].items() if key.startswith("v1/")}
+        kind = training_kind(record)
+        metrics = {key: value for key, value in record["final"].items() if not key.startswith(("train/", "val/"))}
         metrics["val/acc1"] = record["best"]["value"]
-        label = f"{record['arch']}: {'+'.join(record['components']) or BASELINE}"
-        runs[record["run_dir"]] = {"label": label, "seed": record["seed"], "metrics": metrics}
+        label = f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{KIND_SUFFIX[kind]}"
+        runs[record["run_dir"]] = {"label": label, "kind": kind, "seed": record["seed"], "metrics": metrics}
     for record in records:
-        if record["kind"] == "evaluate" and record["eval"] == "v1" and record.get("checkpoint"):
+        if record["kind"] == "evaluate" and record.get("checkpoint"):
             for run_dir, run in runs.items():
-                if record["checkpoint"].startswith(run_dir):
+                if record["checkpoint"].startswith(run_dir.rstrip("/") + "/"):
                     run["metrics"].update(record["metrics"])
     return runs
 
 
-def aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """``{component set: {metric: (mean, std, seeds)}}`` over the runs of each set."""
+def aggregate(runs: Iterable[dict[str, Any]]) -> dict[str, Stats]:
+    """``{label: {metric: (mean, std, seeds)}}`` over the given runs of each label."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs.values():
+    for run in runs:
         for key, value in run["metrics"].items():
             if value is not None:
                 values[run["label"]][key].append(float(value))
@@ -63,7 +94,7 @@ def aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[floa
     }
 
 
-def _cell(stats: dict[str, tuple[float, float, int]], baseline: dict | None, key: str) -> str:
+def _cell(stats: Stats, baseline: Stats | None, key: str) -> str:
     if key not in stats:
         return "n/a"
     mean, std, seeds = stats[key]
@@ -73,30 +104,101 @@ def _cell(stats: dict[str, tuple[float, float, int]], baseline: dict | None, key
     return text
 
 
-def table(aggregated: dict[str, dict], columns: tuple[tuple[str, str], ...], title: str) -> str:
-    """A markdown table, one row per component set (baseline last, as in the paper)."""
-    baseline_label = next((label for label in aggregated if label.endswith(BASELINE)), None)
+def _baseline(aggregated: dict[str, Stats]) -> str | None:
+    return next((label for label in aggregated if label.endswith(f": {BASELINE}")), None)
+
+
+def comparison_table(aggregated: dict[str, Stats], columns: tuple[tuple[str, str], ...], title: str) -> Table:
+    """One row per model (baseline last, as in the paper), marked against the baseline when there is one."""
+    baseline_label = _baseline(aggregated)
     baseline = aggregated.get(baseline_label) if baseline_label else None
-    labels = sorted(aggregated, key=lambda label: (label == baseline_label, label))
-    lines = [title, "", "| model | " + " | ".join(t for _, t in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [
-        f"| {label} | " + " | ".join(_cell(aggregated[label], baseline, k) for k, _ in columns) + " |"
-        for label in labels
-    ]
-    return "\n".join(lines) + "\n"
+    table = Table(title, ["model", *(t for _, t in columns)])
+    for label in sorted(aggregated, key=lambda label: (label == baseline_label, label)):
+        table.rows.append([label, *(_cell(aggregated[label], baseline, key) for key, _ in columns)])
+    return table
 
 
-def csv_rows(aggregated: dict[str, dict]) -> str:
+def _has_v1_groups(stats: Iterable[Stats]) -> bool:
+    return any(key in entry for entry in stats for key, _ in TABLE2)
+
+
+def elimination_tables(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[Table]:
+    """Tables 3 and 5 of one backward elimination: its sets with Table 1 and Table 2 metrics of their runs."""
+    settings = record["settings"]
+
+    def stats(entry: dict[str, Any]) -> Stats:
+        found = [{**runs[run_dir], "label": "set"} for run_dir in entry["runs"] if run_dir in runs]
+        return aggregate(found).get("set", {})
+
+    def column(key: str) -> Any:
+        return lambda entry: _cell(stats(entry), None, key)
+
+    chosen = [(f"{settings['metric']} (chosen on)", score_cell)]
+    source = f"{record['sweep_dir']}, {len(settings['seeds'])} seed(s), {settings['mode']} {settings['metric']}"
+    table3 = trace_table(
+        settings["start"],
+        record["rounds"],
+        f"Table 3: backward elimination ({source}; ✓: component in the model)",
+        chosen + [(title, column(key)) for key, title in TABLE1 if key != settings["metric"]],
+    )
+    table5 = trace_table(
+        settings["start"],
+        record["rounds"],
+        "Table 5: V1 property groups of the backward-elimination models",
+        [(title, column(key)) for key, title in TABLE2],
+    )
+    final = record["rounds"][-1]["kept"]
+    table3.notes.append(f"Final set: {'+'.join(final)}; kept: the removal chosen in each round.")
+    if not _has_v1_groups(stats(entry) for _, entry, _ in trace_rows(record["rounds"])):
+        table5.notes.append(NO_V1_SCORES)
+    return [table3, table5]
+
+
+def latest_eliminations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest record of each elimination (rerunning a finished one records it again)."""
+    latest = {record["sweep_dir"]: record for record in records if record["kind"] == "elimination"}
+    return list(latest.values())
+
+
+def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, dict[str, Stats]]]:
+    """Every table the ledger has runs for, and the aggregated metrics per training kind."""
+    runs = run_metrics(records)
+    by_kind = {kind: aggregate(r for r in runs.values() if r["kind"] == kind) for kind in KIND_SUFFIX}
+    tables = []
+    if by_kind["standard"]:
+        title = "Table 1: accuracy and V1 alignment (mean ± std over seeds; ▲/▼: above/below the baseline)"
+        tables.append(comparison_table(by_kind["standard"], TABLE1, title))
+        tables.append(comparison_table(by_kind["standard"], TABLE2, "Table 2: V1 property groups"))
+        if not _has_v1_groups(by_kind["standard"].values()):
+            tables[-1].notes.append(NO_V1_SCORES)
+    for record in latest_eliminations(records):
+        tables += elimination_tables(record, runs)
+    if by_kind["adversarial"]:
+        title = "Table 4: Free adversarial training (PGD accuracy from eval=adversarial)"
+        tables.append(comparison_table(by_kind["adversarial"], TABLE4, title))
+    robust = {
+        label: summary_from_metrics({key: mean for key, (mean, _, _) in stats.items()})
+        for kind in by_kind.values()
+        for label, stats in sorted(kind.items())
+        if "corruption/mean_accuracy" in stats
+    }
+    if robust:
+        tables += robustness_tables(robust)
+    return tables, by_kind
+
+
+def csv_rows(by_kind: dict[str, dict[str, Stats]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["model", "metric", "mean", "std", "seeds"])
-    for label, metrics in sorted(aggregated.items()):
-        for key, (mean, std, seeds) in sorted(metrics.items()):
-            writer.writerow([label, key, mean, std, seeds])
+    writer.writerow(["model", "training", "metric", "mean", "std", "seeds"])
+    for kind, aggregated in by_kind.items():
+        for label, metrics in sorted(aggregated.items()):
+            for key, (mean, std, seeds) in sorted(metrics.items()):
+                writer.writerow([label, kind, key, mean, std, seeds])
     return buffer.getvalue()
 
 
-def plot(aggregated: dict[str, dict], path: Path) -> Path:
+def bar_plot(aggregated: dict[str, Stats], path: Path) -> Path:
     """Bars with error bars (std over seeds) per model for each Table 1 metric."""
     labels = sorted(aggregated)
     figure, axis = new_figure(max(6, 1.5 * len(labels)))
@@ -110,35 +212,92 @@ def plot(aggregated: dict[str, dict], path: Path) -> Path:
     return save_figure(figure, path, "Accuracy and V1 scores (mean ± std over seeds)")
 
 
-def build_report(results_dir: Path, out_dir: Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.csv`` and ``report.png`` for the ledger in ``results_dir``."""
-    aggregated = aggregate(run_metrics(load_records(results_dir)))
-    if not aggregated:
-        raise ConfigError(f"results_dir: {results_dir} holds no train records yet.")
-    markdown = (
-        table(aggregated, TABLE1, "Table 1: accuracy and V1 alignment (▲/▼: above/below the baseline)")
-        + "\n"
-        + table(aggregated, TABLE2, "Table 2: V1 property groups")
-    )
+def group_heat_map(aggregated: dict[str, Stats], path: Path) -> Path | None:
+    """Each model's V1 property-group scores minus the baseline's (blue: above, red: below); None without data."""
+    baseline_label = _baseline(aggregated)
+    keys = [key for key, _ in TABLE2 if baseline_label and key in aggregated[baseline_label]]
+    labels = sorted(label for label in aggregated if label != baseline_label)
+    if not keys or not labels:
+        return None
+    baseline = aggregated[baseline_label]
+    stats = [aggregated[label] for label in labels]
+    delta = np.array([[s[k][0] - baseline[k][0] if k in s else np.nan for k in keys] for s in stats])
+    limit = float(np.nanmax(np.abs(delta))) if np.isfinite(delta).any() else 1.0
+    figure, axis = new_figure(max(6.0, 1.3 * len(keys) + 3), 0.45 * len(labels) + 1.8)
+    image = axis.imshow(delta, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for (row, col), value in np.ndenumerate(delta):
+        axis.text(col, row, "n/a" if np.isnan(value) else f"{value:+.3f}", ha="center", va="center", fontsize=7)
+    titles = dict(TABLE2)
+    axis.set_xticks(range(len(keys)), [titles[k] for k in keys], rotation=20, ha="right", fontsize=8)
+    axis.set_yticks(range(len(labels)), labels, fontsize=8)
+    figure.colorbar(image, ax=axis, label="score − baseline")
+    return save_figure(figure, path, f"V1 property groups relative to {baseline_label}")
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", title.split(":")[0].lower()).strip("_")
+
+
+def table_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([table.header, *table.rows])
+    return buffer.getvalue()
+
+
+def build_report(results_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Write the report of the ledger in ``results_dir`` into ``out_dir``; returns its files and tables."""
+    tables, by_kind = build_tables(load_records(results_dir))
+    if not tables:
+        raise ConfigError(f"results_dir: {results_dir} holds no finished train runs or eliminations yet.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "markdown": write_text_atomic(out_dir / "report.md", markdown),
-        "csv": write_text_atomic(out_dir / "report.csv", csv_rows(aggregated)),
-        "plot": plot(aggregated, out_dir / "report.png"),
+    paths = {
+        "markdown": write_text_atomic(out_dir / "report.md", markdown(tables)),
+        "csv": write_text_atomic(out_dir / "report.csv", csv_rows(by_kind)),
+        "tables": [write_text_atomic(out_dir / "tables" / f"{_slug(t.title)}.csv", table_csv(t)) for t in tables],
     }
+    if by_kind["standard"]:
+        paths["plot"] = bar_plot(by_kind["standard"], out_dir / "report.png")
+        if heat_map := group_heat_map(by_kind["standard"], out_dir / "v1_groups_vs_baseline.png"):
+            paths["heat_map"] = heat_map
+    return {"paths": paths, "tables": tables}
+
+
+def log_to_wandb(report: dict[str, Any], results_dir: Path, project: str, mode: str) -> str:
+    """Log every table (as a W&B table) and plot to one W&B run of job type ``report``; returns its folder."""
+    import wandb
+
+    from neurov1.loggers import wandb_mode
+
+    mode = wandb_mode(mode, results_dir, key="--wandb-mode")
+    run = wandb.init(project=project, job_type="report", name=f"report-{results_dir.name}", dir=results_dir, mode=mode)
+    for table in report["tables"]:
+        run.log({_slug(table.title): wandb.Table(columns=table.header, data=table.rows)})
+    for key in ("plot", "heat_map"):
+        if key in report["paths"]:
+            run.log({key: wandb.Image(str(report["paths"][key]))})
+    folder = run.dir
+    run.finish()
+    return folder
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", nargs="?", type=Path, default=Path("outputs/results"))
     parser.add_argument("--out", type=Path, help="output folder (default: <results_dir>/report)")
+    parser.add_argument("--wandb", action="store_true", help="also log the tables and plots to W&B")
+    parser.add_argument("--wandb-project", default="neurov1")
+    parser.add_argument("--wandb-mode", default="auto", help="auto (offline without key/network) | online | offline")
     args = parser.parse_args(argv)
     try:
-        paths = build_report(args.results_dir, args.out or args.results_dir / "report")
+        report = build_report(args.results_dir, args.out or args.results_dir / "report")
     except ConfigError as error:
         raise SystemExit(f"ConfigError: {error}") from None
-    print(paths["markdown"].read_text())
-    print(f"Written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    print(report["paths"]["markdown"].read_text())
+    files = [path for value in report["paths"].values() for path in (value if isinstance(value, list) else [value])]
+    print(f"Written: {', '.join(map(str, files))}", file=sys.stderr)
+    if args.wandb:
+        folder = log_to_wandb(report, args.results_dir, args.wandb_project, args.wandb_mode)
+        print(f"Logged to W&B: {folder}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_va
 from neurov1.errors import ConfigError
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
+from neurov1.utils.tables import Table, fmt, markdown
 
 log = logging.getLogger(__name__)
 
@@ -212,57 +213,86 @@ def summarize(rows: list[dict[str, Any]], clean_accuracy: float | None, baseline
     return summary
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _five_crop_note(clean: dict[str, float | None] | None) -> list[str]:
     if not clean or clean.get("five_crop") is None:
         return []
     return [
-        "",
         f"Clean accuracy: single crop {clean['single_crop']:.3f}, mean of five crops {clean['five_crop']:.3f} "
-        "(the corrupted accuracies above use five crops).",
+        "(the corrupted accuracies above use five crops)."
     ]
+
+
+def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Flat ``corruption/*`` metrics for loggers and the results ledger (inverse: :func:`summary_from_metrics`)."""
+    metrics = {
+        "corruption/clean_accuracy": summary["clean_accuracy"],
+        "corruption/mean_accuracy": summary["mean_corrupted_accuracy"],
+        "corruption/difference": summary["difference"],
+        "corruption/mce": summary.get("mce"),
+        **{f"corruption/severity_{s}": v for s, v in summary["per_severity"].items()},
+        **{f"corruption/{c}": v for c, v in summary["per_corruption"].items()},
+        **{f"corruption/{g}": v for g, v in summary["per_group"].items()},
+    }
+    return {key: float(value) for key, value in metrics.items() if value is not None}
+
+
+def summary_from_metrics(metrics: dict[str, float]) -> dict[str, Any]:
+    """The table fields of a summary from its flat metrics (entries that were not measured are absent)."""
+
+    def present(names: dict[Any, str]) -> dict[Any, float]:
+        return {key: metrics[name] for key, name in names.items() if name in metrics}
+
+    return {
+        "clean_accuracy": metrics.get("corruption/clean_accuracy"),
+        "mean_corrupted_accuracy": metrics.get("corruption/mean_accuracy"),
+        "difference": metrics.get("corruption/difference"),
+        "mce": metrics.get("corruption/mce"),
+        "per_severity": present({s: f"corruption/severity_{s}" for s in SEVERITIES}),
+        "per_corruption": present({c: f"corruption/{c}" for c in CORRUPTIONS}),
+        "per_group": present({g: f"corruption/{g}" for g in CORRUPTION_GROUPS}),
+    }
+
+
+def robustness_tables(summaries: dict[str, dict[str, Any]]) -> list[Table]:
+    """The paper's Tables 8 (clean vs corrupted), 9 (per severity) and 10 (per corruption, grouped), a row a model."""
+    with_mce = any(summary.get("mce") is not None for summary in summaries.values())
+    table8 = Table(
+        "Table 8: Tiny-ImageNet val and Tiny-ImageNet-C accuracy",
+        ["model", "Tiny-ImageNet Val.", "Tiny-ImageNet-C", "Δ", *(["mCE"] if with_mce else [])],
+    )
+    table9 = Table("Table 9: accuracy per corruption severity", ["model", *map(str, SEVERITIES)])
+    tables10 = {
+        group: Table(
+            f"Table 10 ({group} corruptions): accuracy per corruption (mean over severities)",
+            ["model", *(c.replace("_", " ").title() for c in members), "Avg."],
+        )
+        for group, members in CORRUPTION_GROUPS.items()
+    }
+    for name, summary in summaries.items():
+        mce = summary.get("mce")
+        table8.rows.append(
+            [name, *map(fmt, (summary["clean_accuracy"], summary["mean_corrupted_accuracy"], summary["difference"]))]
+            + ([f"{mce:.1f}" if mce is not None else "n/a"] if with_mce else [])
+        )
+        table9.rows.append([name, *(fmt(summary["per_severity"].get(s)) for s in SEVERITIES)])
+        for group, members in CORRUPTION_GROUPS.items():
+            cells = [fmt(summary["per_corruption"].get(c)) for c in members]
+            tables10[group].rows.append([name, *cells, fmt(summary["per_group"].get(group))])
+    if with_mce:
+        table8.notes.append("mCE: mean corruption error relative to the baseline run (baseline = 100).")
+    return [table8, table9, *tables10.values()]
 
 
 def markdown_tables(summary: dict[str, Any], missing: list[str], name: str) -> str:
-    """The paper's Tables 8 (clean vs corrupted), 9 (per severity) and 10 (per corruption, grouped)."""
-    lines = [
-        "Table 8: Tiny-ImageNet val and Tiny-ImageNet-C accuracy",
-        "",
-        "| model | Tiny-ImageNet Val. | Tiny-ImageNet-C | Δ |",
-        "|---|---|---|---|",
-        f"| {name} | {_fmt(summary['clean_accuracy'])} | {_fmt(summary['mean_corrupted_accuracy'])} | "
-        f"{_fmt(summary['difference'])} |",
-        *_five_crop_note(summary.get("clean")),
-        "",
-        "Table 9: accuracy per corruption severity",
-        "",
-        "| model | " + " | ".join(str(s) for s in SEVERITIES) + " |",
-        "|---" * (len(SEVERITIES) + 1) + "|",
-        f"| {name} | " + " | ".join(_fmt(summary["per_severity"].get(s)) for s in SEVERITIES) + " |",
-        "",
-        "Table 10: accuracy per corruption (mean over severities)",
-    ]
-    for group, members in CORRUPTION_GROUPS.items():
-        titles = [c.replace("_", " ").title() for c in members]
-        cells = [_fmt(summary["per_corruption"].get(c)) for c in members]
-        lines += [
-            "",
-            f"{group.title()} corruptions",
-            "",
-            "| model | " + " | ".join(titles) + " | Avg. |",
-            "|---" * (len(members) + 2) + "|",
-            f"| {name} | " + " | ".join(cells) + f" | {_fmt(summary['per_group'].get(group))} |",
-        ]
-    if "mce" in summary:
-        lines += ["", f"mCE vs baseline: {summary['mce']:.1f} (corruption error, baseline = 100)", ""]
-        lines += ["| corruption | CE |", "|---|---|"]
-        lines += [f"| {c} | {v:.3f} |" for c, v in summary["corruption_error"].items()]
+    """Tables 8-10 of one model, with its five-crop clean accuracy, corruption errors and missing conditions."""
+    tables = robustness_tables({name: summary})
+    tables[0].notes += _five_crop_note(summary.get("clean"))
+    if "corruption_error" in summary:
+        errors = [[c, f"{v:.3f}"] for c, v in summary["corruption_error"].items()]
+        tables.append(Table("Corruption error (CE) vs the baseline", ["corruption", "CE"], errors))
     if missing:
-        lines += ["", f"Missing (not evaluated, n/a above): {', '.join(missing)}"]
-    return "\n".join(lines) + "\n"
+        tables[-1].notes.append(f"Missing (not evaluated, n/a above): {', '.join(missing)}")
+    return markdown(tables)
 
 
 def plot_severity(rows: list[dict[str, Any]], path: Path, name: str) -> Path:

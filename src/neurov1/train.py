@@ -22,7 +22,7 @@ from neurov1.models import validate_components
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
 from neurov1.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from neurov1.utils.io import write_json_atomic
-from neurov1.utils.naming import run_name, run_tags
+from neurov1.utils.naming import run_name, run_tags, sweep_group
 from neurov1.utils.runtime import keep_large_allocations_in_heap
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def prepare(cfg: DictConfig) -> L.LightningDataModule:
     components = validate_components(OmegaConf.to_container(cfg.model.net.components, resolve=True))
     with open_dict(cfg):
         cfg.run_name = cfg.run_name or run_name(components, cfg.seed)
+        cfg.group = cfg.get("group") or sweep_group()
         cfg.tags = list(dict.fromkeys([*cfg.tags, *run_tags(components, cfg.seed)]))
     if cfg.ckpt_path:
         check_checkpoint_matches(cfg.ckpt_path, OmegaConf.to_container(cfg.model.net, resolve=True))
@@ -116,6 +117,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "ckpt_init": cfg.get("ckpt_init"),
         "finetune": finetune,
+        "adversarial_training": model.hparams.get("adversarial"),
         "data": {
             "name": type(datamodule).__name__,
             "root": str(cfg.data.get("root", "embedded demo data")),

@@ -3,6 +3,7 @@
 import contextlib
 import difflib
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR)
         key, _, value = argument.partition("=")
         if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):
             continue
-        for name in value.strip("[]").split(","):
+        for name in re.split(r"[\[\],]", value):
             name = name.strip()
             if name and name not in available:
                 close = difflib.get_close_matches(name, available, n=1)

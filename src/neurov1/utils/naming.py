@@ -1,7 +1,12 @@
 """Run names and tags derived from the composed component list and the seed."""
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
 from neurov1.models import validate_components
 
@@ -19,3 +24,15 @@ def run_name(components: Mapping[str, Any], seed: int) -> str:
 def run_tags(components: Mapping[str, Any], seed: int) -> list[str]:
     """One tag per component (or ``baseline``) and ``seed=<n>``."""
     return [*components_label(components).split("+"), f"seed={seed}"]
+
+
+def sweep_group(hydra_config: DictConfig | None = None) -> str | None:
+    """In a multirun, the group its jobs share: ``<sweep config>/<sweep folder>``, e.g. ``single_component/2026-...``.
+
+    None for a single run. ``hydra_config`` defaults to the running job's Hydra config.
+    """
+    if hydra_config is None:
+        hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
+    if hydra_config is None or hydra_config.mode != RunMode.MULTIRUN:
+        return None
+    return f"{hydra_config.runtime.choices.get('sweep') or 'multirun'}/{Path(hydra_config.sweep.dir).name}"
