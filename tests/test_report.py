@@ -49,6 +49,8 @@ def test_adversarial_and_robustness_tables_keep_their_own_rows(tmp_path):
     corruption = {"corruption/clean_accuracy": 0.3, "corruption/mean_accuracy": 0.2, "corruption/difference": 0.1}
     corruption |= {"corruption/severity_1": 0.25, "corruption/gaussian_noise": 0.15, "corruption/noise": 0.15}
     append_record(results, "evaluate", {"eval": "corruption", "checkpoint": "/runs/tiny/b.ckpt", "metrics": corruption})
+    untrained = {"eval": "v1", "model": "resnet50-tuned_norm-untrained", "checkpoint": None}
+    append_record(results, "evaluate", {**untrained, "metrics": {"v1/property": 0.5}})
     tables = {t.title.split(":")[0]: t for t in build_report(results, tmp_path / "report")["tables"]}
     assert [row[0] for row in tables["Table 1"].rows] == ["resnet50: baseline"]  # not the Free-AT or fine-tuned runs
     free_at_row = ["resnet50: tuned_norm (Free-AT)", "0.400", "0.700", "n/a", "n/a", "0.410", "0.200"]
@@ -56,6 +58,7 @@ def test_adversarial_and_robustness_tables_keep_their_own_rows(tmp_path):
     assert tables["Table 8"].rows == [["resnet50: baseline (fine-tuned head)", "0.300", "0.200", "0.100"]]
     assert tables["Table 9"].rows[0][1:3] == ["0.250", "n/a"]
     assert tables["Table 10 (noise corruptions)"].rows[0][1] == "0.150"
+    assert tables["Table 6"].rows == [["resnet50-tuned_norm-untrained", "n/a", "n/a", "0.500"]]
 
 
 def test_an_empty_ledger_is_reported(tmp_path):

@@ -136,3 +136,22 @@ def test_joblib_multirun_runs_jobs_in_parallel_into_separate_dirs(tmp_path):
     runs = run_dirs(tmp_path)
     assert sorted(json.loads((run / "metrics.json").read_text())["seed"] for run in runs) == [0, 1]
     assert len({run.name for run in runs}) == 2  # job-numbered folders of one sweep
+
+
+@pytest.mark.parametrize(("classifier", "classes", "loaded"), [(True, 10, True), (False, 10, False), (True, 7, False)])
+def test_initial_weights_bring_the_classifier_only_when_asked_and_it_fits(tmp_path, classifier, classes, loaded):
+    from neurov1.train import load_initial_weights
+
+    def module(num_classes):
+        net = {"arch": "resnet18", "num_classes": num_classes, "input_size": 64, "components": {"tuned_norm": {}}}
+        return NeuroV1Module(net, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}, {"milestones": [], "gamma": 0.1})
+
+    torch.manual_seed(0)
+    source, target = module(10), module(classes)
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "init.ckpt")
+    load_initial_weights(target, str(tmp_path / "init.ckpt"), classifier=classifier)
+    assert torch.equal(target.net.conv1.weight, source.net.conv1.weight)
+    fc_equal = target.net.fc.weight.shape == source.net.fc.weight.shape and torch.equal(
+        target.net.fc.weight, source.net.fc.weight
+    )
+    assert fc_equal == loaded

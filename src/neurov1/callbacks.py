@@ -8,6 +8,9 @@ from typing import Any
 
 import lightning as L
 
+from neurov1.adversarial import PGDAttack, adversarial_metrics, pgd_accuracy
+from neurov1.adversarial import write_outputs as write_adversarial_outputs
+from neurov1.data.folders import check_positive_int
 from neurov1.utils.naming import components_label
 
 log = logging.getLogger(__name__)
@@ -96,12 +99,32 @@ class V1EvaluationCallback(L.Callback):
         return metrics
 
 
-class CorruptionEvaluationCallback(L.Callback):
+class EndOfFitEvaluation(L.Callback):
+    """An evaluation run once at the end of fit on rank zero, published to every logger; a failure is only reported.
+
+    Subclasses name it (``name``: the log message and the barrier) and implement ``_evaluate``.
+    """
+
+    name: str
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        failure = f"{self.name} at the end of fit failed"
+        barrier = self.name.lower().replace(" ", "_")
+        publish_on_rank_zero(trainer, lambda: self._evaluate(trainer, pl_module), failure, barrier)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class CorruptionEvaluationCallback(EndOfFitEvaluation):
     """Tiny-ImageNet-C accuracy at the end of fit on rank zero, optionally on a subset (``callbacks=corruption``).
 
     Writes the outputs of ``neurov1.evaluate eval=corruption`` into ``output_dir`` (clean accuracy: the last
-    ``val/acc1``) and logs ``corruption/mean_accuracy`` and ``corruption/<group>``. A failure is reported only.
+    ``val/acc1``) and logs the ``corruption/*`` metrics of :func:`neurov1.robustness.summary_metrics`. A failure is
+    reported only.
     """
+
+    name = "Tiny-ImageNet-C evaluation"
 
     def __init__(
         self,
@@ -121,12 +144,8 @@ class CorruptionEvaluationCallback(L.Callback):
         self.batch_size = batch_size
         self.num_workers = num_workers
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        failure = "Tiny-ImageNet-C evaluation at the end of fit failed"
-        publish_on_rank_zero(trainer, lambda: self._evaluate(trainer, pl_module), failure, "corruption_evaluation")
-
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-        from neurov1.robustness import evaluate_corruptions, summarize, write_outputs
+        from neurov1.robustness import evaluate_corruptions, summarize, summary_metrics, write_outputs
 
         hparams = pl_module.hparams["net"]
         result = evaluate_corruptions(
@@ -143,6 +162,33 @@ class CorruptionEvaluationCallback(L.Callback):
         clean = trainer.callback_metrics.get("val/acc1")
         summary = summarize(result["rows"], None if clean is None else float(clean), None)
         write_outputs(result, summary, self.output_dir, f"{hparams['arch']}-{components_label(hparams['components'])}")
-        metrics = {"corruption/mean_accuracy": summary["mean_corrupted_accuracy"]}
-        metrics.update({f"corruption/{group}": value for group, value in summary["per_group"].items()})
-        return metrics
+        return summary_metrics(summary)
+
+
+class AdversarialEvaluationCallback(EndOfFitEvaluation):
+    """Clean vs L-inf PGD accuracy on the val split at the end of fit, on rank zero (``callbacks=adversarial``).
+
+    Writes the outputs of ``neurov1.evaluate eval=adversarial`` into ``output_dir`` and logs ``adversarial/clean_acc1``
+    and ``adversarial/acc1``. A failure is reported only.
+
+    Args:
+        attack: :class:`neurov1.adversarial.PGDAttack` settings (eps, steps, step_size, random_start, seed).
+        output_dir: where the table and JSON go.
+        limit: at most this many evenly spaced val images; None: all.
+    """
+
+    name = "PGD evaluation"
+
+    def __init__(self, attack: dict[str, Any], output_dir: str, limit: int | None = None) -> None:
+        self.attack = PGDAttack.from_config(attack, "callbacks.adversarial.attack")
+        if limit is not None:
+            check_positive_int(limit, "callbacks.adversarial.limit", 1000)
+        self.output_dir = Path(output_dir)
+        self.limit = limit
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        hparams = pl_module.hparams["net"]
+        result = pgd_accuracy(copy.deepcopy(pl_module.net), trainer.datamodule, self.attack, self.limit)
+        label = f"{hparams['arch']}-{components_label(hparams['components'])}"
+        write_adversarial_outputs(result, self.output_dir, label)
+        return adversarial_metrics(result)

@@ -2,7 +2,8 @@
 
 Writes ``v1_scores.json`` (every benchmark's ceiled/raw/ceiling values and source, the 7 group scores, V1
 Predictivity/Property/Overall, visual degrees, identifier, timings), ``v1_scores.md``/``.csv`` (laid out like the
-paper's Tables 1 and 2) and ``v1_groups.png`` into the run directory.
+paper's Tables 1 and 2) and ``v1_groups.png`` into the run directory. ``eval=corruption``: Tiny-ImageNet-C tables
+(:mod:`neurov1.robustness`); ``eval=adversarial``: clean vs L-inf PGD accuracy (:mod:`neurov1.adversarial`).
 """
 
 import logging
@@ -10,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from neurov1.adversarial import PGDAttack, adversarial_metrics, pgd_accuracy
+from neurov1.adversarial import write_outputs as write_adversarial_outputs
 from neurov1.brainscore.evaluation import appendix_b_layers, evaluate_v1
 from neurov1.brainscore.report import write_outputs
 from neurov1.brainscore.scoring import V1Settings
 from neurov1.checkpoints import checkpoint_net_config
+from neurov1.data.folders import check_positive_int
 from neurov1.errors import ConfigError
 from neurov1.ledger import append_record
 from neurov1.module import NeuroV1Module
-from neurov1.robustness import accuracy, evaluate_corruptions, load_rows
+from neurov1.robustness import accuracy, evaluate_corruptions, load_rows, summary_metrics
 from neurov1.robustness import summarize as summarize_corruptions
 from neurov1.robustness import write_outputs as write_corruption_outputs
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
@@ -47,8 +52,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the configured evaluation and write its outputs into the run directory."""
     if cfg.eval.name == "corruption":
         return evaluate_corruption(cfg)
+    if cfg.eval.name == "adversarial":
+        return evaluate_adversarial(cfg)
     if cfg.eval.name != "v1":
-        raise ConfigError(f"eval={cfg.eval.name}: unknown evaluation; available: v1, corruption")
+        raise ConfigError(f"eval={cfg.eval.name}: unknown evaluation; available: v1, corruption, adversarial")
     settings = V1Settings(
         predictivity=cfg.eval.predictivity,
         source=cfg.eval.source,
@@ -126,17 +133,56 @@ def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
         len(result["missing"]),
         paths["markdown"],
     )
-    metrics = {"corruption/mean_accuracy": summary["mean_corrupted_accuracy"]}
-    metrics.update({f"corruption/{group}": value for group, value in summary["per_group"].items()})
-    for key, value in (clean_result or {}).items():
-        if value is not None:
-            metrics[f"corruption/clean_{key}"] = value
+    metrics = summary_metrics(summary)
+    metrics.update({f"corruption/clean_{k}": v for k, v in (clean_result or {}).items() if v is not None})
     _record_and_log(cfg, label, metrics, paths["plot"])
     return {"summary": summary, **result}
 
 
-def _record_and_log(cfg: DictConfig, label: str, metrics: dict[str, float], image: Path) -> None:
-    """Record the evaluation in the results ledger and log its metrics and figure to the configured loggers."""
+def evaluate_adversarial(cfg: DictConfig) -> dict[str, Any]:
+    """Clean vs L-inf PGD top-1 accuracy on the data group's val split (paper Sec. 4.5, Table 4), logged."""
+    attack = PGDAttack.from_config(cfg.eval.attack, "eval.attack")
+    if cfg.eval.limit is not None:
+        check_positive_int(cfg.eval.limit, "eval.limit", 1000)
+    if cfg.eval.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"eval.device: {cfg.eval.device!r} is not auto, cpu or cuda. Set eval.device=auto.")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.eval.device == "auto" else cfg.eval.device
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.validate()
+    module, label = load_network(cfg)
+    classes = module.hparams["net"]["num_classes"]
+    if datamodule.num_classes != classes:
+        raise ConfigError(
+            f"data: {type(datamodule).__name__} has {datamodule.num_classes} classes but {label} classifies {classes}. "
+            "Evaluate on the data the model was trained on (e.g. data=imagenet data.root=...)."
+        )
+    datamodule.setup("validate")
+    result = pgd_accuracy(module.net.to(device), datamodule, attack, cfg.eval.limit)
+    paths = write_adversarial_outputs(result, Path(cfg.paths.output_dir), label)
+    log.info(
+        "%s: clean %.3f, PGD-%d (eps %.3g/255) %.3f on %d images; %s",
+        label,
+        result["clean_acc1"],
+        attack.steps,
+        attack.eps * 255,
+        result["acc1"],
+        result["images"],
+        paths["markdown"],
+    )
+    _record_and_log(
+        cfg, label, adversarial_metrics(result), settings={"attack": result["attack"], "limit": cfg.eval.limit}
+    )
+    return result
+
+
+def _record_and_log(
+    cfg: DictConfig,
+    label: str,
+    metrics: dict[str, float],
+    image: Path | None = None,
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Record the evaluation (with its ``settings``) in the results ledger; log metrics and figure to the loggers."""
     append_record(
         cfg.paths.results_dir,
         "evaluate",
@@ -146,13 +192,14 @@ def _record_and_log(cfg: DictConfig, label: str, metrics: dict[str, float], imag
             "checkpoint": str(cfg.ckpt_path) if cfg.ckpt_path else None,
             "run_dir": str(cfg.paths.output_dir),
             "metrics": metrics,
+            "settings": settings,
         },
     )
     with open_dict(cfg):
         cfg.run_name = cfg.run_name or label
     for logger in instantiate_loggers(cfg.get("logger")):
         logger.log_metrics(metrics)
-        if hasattr(logger, "log_image"):
+        if image is not None and hasattr(logger, "log_image"):
             logger.log_image(image.stem, images=[str(image)])
         logger.finalize("success")
 
@@ -174,6 +221,8 @@ def v1_metrics(report: dict[str, Any]) -> dict[str, float]:
 def main(cfg: DictConfig) -> float | None:
     with config_errors_exit():
         report = evaluate(cfg)
+    if cfg.eval.name == "adversarial":
+        return report["acc1"]
     return report["scores"]["v1_overall"] if "scores" in report else report["summary"]["mean_corrupted_accuracy"]
 
 

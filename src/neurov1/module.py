@@ -25,6 +25,9 @@ class NeuroV1Module(L.LightningModule):
         finetune: head-only fine-tuning (paper Sec. 3.2, Tiny-ImageNet): every parameter but ``fc`` is frozen;
             ``batchnorm: train`` lets BatchNorm running statistics adapt (as the original code did), ``eval`` keeps
             them.
+        adversarial: Free adversarial training settings (``replays``, ``eps``) of
+            :class:`neurov1.adversarial.FreeAdversarialModule`, which trains with them; kept here so that a checkpoint
+            loaded as this class still says how its weights were trained.
     """
 
     def __init__(
@@ -33,12 +36,19 @@ class NeuroV1Module(L.LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any],
         finetune: dict[str, Any] | None = None,
+        adversarial: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = {**net, "components": validate_components(net.get("components") or {})}
         if finetune is not None and finetune.get("batchnorm") not in ("train", "eval"):
             raise ConfigError(f"finetune.batchnorm must be train or eval, got {finetune.get('batchnorm')!r}")
-        hparams = {"net": net, "optimizer": dict(optimizer), "scheduler": dict(scheduler), "finetune": finetune}
+        hparams = {
+            "net": net,
+            "optimizer": dict(optimizer),
+            "scheduler": dict(scheduler),
+            "finetune": finetune,
+            "adversarial": adversarial,
+        }
         self.save_hyperparameters(hparams)
         self.net = build_resnet(**net)
         if finetune is not None:
@@ -94,14 +104,18 @@ class NeuroV1Module(L.LightningModule):
         self.log("val/acc1", self.val_acc1, prog_bar=True)
         self.log("val/acc5", self.val_acc5)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def build_optimizer(self) -> torch.optim.SGD:
+        """SGD over the trainable parameters with the ``optimizer`` settings."""
         settings = self.hparams["optimizer"]
-        optimizer = torch.optim.SGD(
+        return torch.optim.SGD(
             [parameter for parameter in self.parameters() if parameter.requires_grad],
             lr=settings["lr"],
             momentum=settings["momentum"],
             weight_decay=settings["weight_decay"],
         )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.build_optimizer()
         schedule = self.hparams["scheduler"]
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=list(schedule["milestones"]), gamma=schedule["gamma"]

@@ -6,6 +6,7 @@ From the records of finished runs (``neurov1.ledger``) it builds, as far as such
   standard-trained models, mean +- std over seeds per component set, ▲/▼ above/below the baseline as in the paper;
 - Tables 3 and 5 (backward elimination: a checkmark per component, the chosen metric, Table 1 and 2 metrics);
 - Table 4 (adversarially trained models: accuracy, V1 scores, PGD accuracy);
+- Table 6 (V1 scores of untrained models: ``neurov1.evaluate eval=v1 ckpt_path=null``);
 - Tables 8-10 (Tiny-ImageNet-C accuracy of the models with corruption results).
 
 Outputs: ``report.md``, ``report.csv`` (every model and metric, numeric), one CSV per table under ``tables/``, a bar
@@ -176,6 +177,13 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
     if by_kind["adversarial"]:
         title = "Table 4: Free adversarial training (PGD accuracy from eval=adversarial)"
         tables.append(comparison_table(by_kind["adversarial"], TABLE4, title))
+    untrained = [
+        {"label": record["model"], "metrics": record["metrics"]}
+        for record in records
+        if record["kind"] == "evaluate" and record["eval"] == "v1" and not record.get("checkpoint")
+    ]
+    if untrained:
+        tables.append(comparison_table(aggregate(untrained), TABLE1[1:], "Table 6: V1 scores of untrained models"))
     robust = {
         label: summary_from_metrics({key: mean for key, (mean, _, _) in stats.items()})
         for kind in by_kind.values()

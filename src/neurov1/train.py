@@ -48,16 +48,24 @@ def adopt_initial_model(cfg: DictConfig) -> None:
         cfg.model.net.input_size = stored["input_size"]
 
 
-def load_initial_weights(model: L.LightningModule, path: str) -> None:
-    """Every weight of ``path`` except the classifier (``net.fc``), which keeps its fresh initialisation."""
+def load_initial_weights(model: L.LightningModule, path: str, classifier: bool) -> None:
+    """Load the weights of ``path``: all but the classifier (``net.fc``), which only ``classifier`` and a fit bring.
+
+    Head-only fine-tuning starts a new classifier; continued training on the same classes (Free adversarial
+    training from a standard checkpoint, paper Appendix G) keeps the whole model.
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    backbone = {key: value for key, value in state.items() if key.startswith("net.") and not key.startswith("net.fc.")}
-    missing, unexpected = model.load_state_dict(backbone, strict=False)
+    own = model.state_dict()
+    fits = classifier and all(
+        state.get(k) is not None and state[k].shape == own[k].shape for k in own if k.startswith("net.fc.")
+    )
+    weights = {k: v for k, v in state.items() if k.startswith("net.") and (fits or not k.startswith("net.fc."))}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or any(key.startswith("net.") and not key.startswith("net.fc.") for key in missing):
         raise ConfigError(
             f"ckpt_init={path}: weights do not fit the model (missing {missing}, unexpected {unexpected})"
         )
-    log.info("Initialised from %s (all but the classifier)", path)
+    log.info("Initialised from %s (%s)", path, "the whole model" if fits else "all but the classifier")
 
 
 def prepare(cfg: DictConfig) -> L.LightningDataModule:
@@ -98,7 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finetune = OmegaConf.to_container(cfg.finetune) if cfg.get("finetune") else None
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, finetune=finetune)
     if cfg.get("ckpt_init"):
-        load_initial_weights(model, cfg.ckpt_init)
+        load_initial_weights(model, cfg.ckpt_init, classifier=finetune is None)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
