@@ -1,0 +1,217 @@
+"""Analyse a trained model's learned components (paper Sec. 4.3, Figures F.1 and F.2).
+
+``python -m neurov1.analyze ckpt_path=<run>/checkpoints/best.ckpt [analysis=[dog,tuned_norm,polar,...]]`` writes
+the figures, ``analysis.json`` (every number and the timings) and, for ``lpips_diversity``, ``lpips_distances.csv``
+into the run directory. ``analysis=null`` (the default) runs every analysis that applies to the checkpoint's
+components and lists the others as skipped; an explicit list naming one that does not apply is an error.
+``python -m neurov1.analyze compare=[<run A>,<run B>]`` runs the one-way ANOVA of their pairwise LPIPS distances.
+
+Everything that can be checked cheaply (names, settings, the checkpoint's components, the LPIPS trunk file) is
+checked before the model is loaded and the optimisation starts.
+"""
+
+import difflib
+import logging
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from neurov1.analysis import SUMMARY_FILE
+from neurov1.analysis.diversity import analyze_lpips, compare_runs, lpips_metric
+from neurov1.analysis.parameters import analyze_dog, analyze_tuned_norm
+from neurov1.analysis.polar import analyze_polar
+from neurov1.analysis.stimuli import StimulusSettings, maximize_channels, save_gallery
+from neurov1.brainscore.model import truncated_network
+from neurov1.checkpoints import checkpoint_net_config
+from neurov1.errors import ConfigError
+from neurov1.models import ARCHITECTURES, validate_components
+from neurov1.module import NeuroV1Module
+from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
+from neurov1.utils.io import write_json_atomic
+from neurov1.utils.naming import components_label
+
+log = logging.getLogger(__name__)
+
+# Each analysis and the component it needs (None: any model).
+ANALYSES: dict[str, str | None] = {
+    "dog": "center_surround",
+    "tuned_norm": "tuned_norm",
+    "polar": "cortical_mag",
+    "max_activation": None,
+    "lpips_diversity": None,
+}
+
+
+def select_analyses(requested: list[str] | None, components: Collection[str]) -> tuple[list[str], dict[str, str]]:
+    """The analyses to run, in canonical order, and the skipped ones with the reason.
+
+    ``requested=None``: all that apply to ``components``. A requested unknown name, or one whose component is
+    missing, raises :class:`ConfigError`. ``lpips_diversity`` brings ``max_activation`` (it needs its stimuli).
+    """
+    if requested is None:
+        selected = [name for name, needed in ANALYSES.items() if needed is None or needed in components]
+        return selected, {
+            name: f"the model has no {needed}" for name, needed in ANALYSES.items() if needed and name not in selected
+        }
+    for name in requested:
+        if name not in ANALYSES:
+            close = difflib.get_close_matches(str(name), list(ANALYSES), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"analysis: unknown analysis {name!r}.{hint} Known: {', '.join(ANALYSES)}. "
+                "Set e.g. analysis=[dog,max_activation], or analysis=null for every one that applies."
+            )
+        needed = ANALYSES[name]
+        if needed is not None and needed not in components:
+            raise ConfigError(
+                f"analysis: {name} analyses the {needed} component, but the checkpoint's model has "
+                f"[{','.join(components)}]. Remove {name} from analysis=[...], or set analysis=null to run every "
+                "analysis that applies."
+            )
+    if "lpips_diversity" in requested and "max_activation" not in requested:
+        log.info("lpips_diversity compares the max_activation stimuli: running max_activation too")
+        requested = [*requested, "max_activation"]
+    return [name for name in ANALYSES if name in requested], {}
+
+
+def _check_settings(cfg: DictConfig) -> None:
+    for key, value, minimum, example in (
+        ("dog.bins", cfg.dog.bins, 1, 40),
+        ("dog.gallery_kernels", cfg.dog.gallery_kernels, 1, 64),
+        ("polar.image_size", 32 if cfg.polar.image_size is None else cfg.polar.image_size, 32, 64),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}. Set e.g. {key}={example}.")
+    if not 0 <= cfg.polar.offset <= 0.5:
+        raise ConfigError(f"polar.offset must be in [0, 0.5] (a fraction of the crop side), got {cfg.polar.offset!r}.")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"device={name!r}: {error}. Set device=auto, cpu or cuda.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: no CUDA device is available. Set device=auto or cpu.")
+    return device
+
+
+def analyze(cfg: DictConfig) -> dict[str, Any]:
+    """Run the selected analyses of ``cfg.ckpt_path`` (or the comparison of ``cfg.compare``); write their outputs."""
+    out_dir = Path(cfg.paths.output_dir)
+    if cfg.compare is not None:
+        if cfg.ckpt_path or not OmegaConf.is_list(cfg.compare):
+            raise ConfigError(
+                "compare: a list of analyze run directories, compare=[<run A>,<run B>], without ckpt_path."
+            )
+        result = compare_runs([str(run) for run in cfg.compare], out_dir)
+        log.info("LPIPS ANOVA: F = %.3f, p = %.3g (%s)", result["F"], result["p"], out_dir / "lpips_anova.md")
+        return result
+    if not cfg.ckpt_path:
+        raise ConfigError(
+            "ckpt_path: required. Set ckpt_path=<run>/checkpoints/best.ckpt, or compare=[<run A>,<run B>]."
+        )
+
+    net_config = checkpoint_net_config(cfg.ckpt_path)
+    components = validate_components(net_config.get("components") or {})
+    requested = None if cfg.analysis is None else list(OmegaConf.to_container(cfg.analysis, resolve=True))
+    names, skipped = select_analyses(requested, components)
+    for name, reason in skipped.items():
+        log.info("Skipping %s: %s", name, reason)
+    _check_settings(cfg)
+    stimulus_settings = StimulusSettings(**OmegaConf.to_container(cfg.max_activation, resolve=True))
+    device = _device(cfg.device)
+    # layer1 (the artificial V1) has 64 x the block expansion channels: 64 (ResNet-18/34) or 256 (ResNet-50/101).
+    channels = stimulus_settings.resolve_channels(64 * ARCHITECTURES[net_config["arch"]][0].expansion)
+    if "lpips_diversity" in names and len(channels) < 2:
+        raise ConfigError("max_activation.channels: lpips_diversity needs the stimuli of at least 2 channels.")
+    metric, trunk = (
+        lpips_metric(cfg.lpips_diversity.trunk_weights, stimulus_settings.seed)
+        if "lpips_diversity" in names
+        else (None, None)
+    )
+
+    net = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu").net.eval()
+    label = f"{net_config['arch']}-{components_label(components)}"
+    input_size = net_config["input_size"]
+    size = stimulus_settings.image_size or input_size
+
+    report: dict[str, Any] = {
+        "checkpoint": str(cfg.ckpt_path),
+        "model": label,
+        "components": list(components),
+        "analyses": names,
+        "skipped": skipped,
+    }
+    stimuli: dict[str, torch.Tensor] = {}
+
+    def run_max_activation() -> dict[str, Any]:
+        v1 = truncated_network(net, "layer1").to(device)
+        stimuli.update(maximize_channels(v1, channels, size, stimulus_settings, device))
+        gallery = save_gallery(
+            stimuli["images"],
+            channels,
+            stimulus_settings.columns,
+            out_dir / "max_activation.png",
+            f"{label}\nmaximally activating stimuli of layer1 channels ({size} px)",
+        )
+        return {
+            "channels": channels,
+            "image_size": size,
+            "activation": stimuli["activation"].tolist(),
+            "initial_activation": stimuli["initial_activation"].tolist(),
+            "increased_fraction": float((stimuli["activation"] > stimuli["initial_activation"]).float().mean()),
+            "settings": OmegaConf.to_container(cfg.max_activation, resolve=True),
+            "device": str(device),
+            "files": [gallery.name],
+        }
+
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "dog": lambda: analyze_dog(net, out_dir, cfg.dog.bins, cfg.dog.gallery_kernels),
+        "tuned_norm": lambda: analyze_tuned_norm(net, out_dir),
+        "polar": lambda: analyze_polar(
+            net,
+            out_dir,
+            input_size,
+            cfg.polar.image_size or input_size,
+            cfg.polar.offset,
+            stimulus_settings.mean,
+            stimulus_settings.std,
+        ),
+        "max_activation": run_max_activation,
+        "lpips_diversity": lambda: analyze_lpips(metric, trunk, stimuli["images"], channels, out_dir),
+    }
+    timings = {}
+    for name in names:
+        start = time.perf_counter()
+        report[name] = steps[name]()
+        timings[name] = round(time.perf_counter() - start, 3)
+        log.info("%s: done in %.1f s (%s)", name, timings[name], ", ".join(report[name]["files"]))
+    report["timings_s"] = timings
+    path = write_json_atomic(out_dir / SUMMARY_FILE, report)
+    if "lpips_diversity" in report:
+        log.info(
+            "Mean pairwise LPIPS of %d stimuli: %.4f (trunk: %s)",
+            len(channels),
+            report["lpips_diversity"]["mean"],
+            trunk,
+        )
+    log.info("%s: %s", label, path)
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="analyze")
+def main(cfg: DictConfig) -> None:
+    with config_errors_exit():
+        analyze(cfg)
+
+
+if __name__ == "__main__":
+    run(main)
