@@ -64,3 +64,48 @@ def test_adversarial_and_robustness_tables_keep_their_own_rows(tmp_path):
 def test_an_empty_ledger_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="no ledger"):
         build_report(tmp_path, tmp_path / "out")
+
+
+def test_elimination_runs_have_their_own_tables(tmp_path):
+    results = tmp_path / "results"
+    train_record(results, "/runs/base", [], 0, 0.60)
+    train_record(results, "/sweep/0", ["center_surround", "tuned_norm"], 0, 0.5, {"v1/orientation": 0.7})
+    train_record(results, "/sweep/1", ["tuned_norm"], 0, 0.55)
+    train_record(results, "/sweep/2", ["center_surround"], 0, 0.45)
+
+    def scored(components, removed, accuracy, run):
+        return {
+            "components": components,
+            "removed": removed,
+            "mean": accuracy,
+            "std": 0.0,
+            "values": [accuracy],
+            "runs": [run],
+        }
+
+    candidates = [
+        scored(["tuned_norm"], "center_surround", 0.55, "/sweep/1"),
+        scored(["center_surround"], "tuned_norm", 0.45, "/sweep/2"),
+    ]
+    start = ["center_surround", "tuned_norm"]
+    round0 = {
+        "round": 0,
+        "current": start,
+        "current_score": scored(start, None, 0.5, "/sweep/0"),
+        "candidates": candidates,
+        "removed": "center_surround",
+        "kept": ["tuned_norm"],
+    }
+    settings = {"start": start, "metric": "val/acc1", "mode": "max", "seeds": [0], "min_components": 1}
+    for _ in range(2):  # a finished elimination rerun is recorded again: the report keeps one
+        append_record(results, "elimination", {"sweep_dir": "/sweep", "settings": settings, "rounds": [round0]})
+    tables = build_report(results, tmp_path / "report")["tables"]
+    titles = [table.title.split(":")[0] for table in tables]
+    assert titles == ["Table 1", "Table 2", "Table 3", "Table 5"]
+    assert [row[0] for row in tables[0].rows] == ["resnet50: baseline"]  # the elimination's runs are in Table 3
+    assert tables[2].rows == [
+        ["0", "✓", "✓", "—", "0.5000", "n/a", "n/a", "n/a", "start"],
+        ["0", "", "✓", "center_surround", "0.5500", "n/a", "n/a", "n/a", "kept"],
+        ["0", "✓", "", "tuned_norm", "0.4500", "n/a", "n/a", "n/a", ""],
+    ]
+    assert tables[3].rows[0][4] == "0.700"  # Table 5: the start set's orientation score

@@ -13,7 +13,8 @@ else
   V1=(eval.source=offline) PGD=(data=demo data.val_per_class=20)
   for components in all all_without_center_surround; do
     "$PY" -m neurov1.train experiment=smoke callbacks=default "+model/components=$components" \
-      hydra.run.dir="$OUT/$components/standard" paths.log_dir="$LOG_DIR" "$@"
+      hydra.run.dir="$OUT/$components/standard" paths.log_dir="$LOG_DIR" \
+      paths.results_dir="$OUT/pretraining-results" "$@"  # not part of the tables
     STANDARD+=("$OUT/$components/standard/checkpoints/best.ckpt")
   done
 fi

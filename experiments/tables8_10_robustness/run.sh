@@ -13,7 +13,8 @@ else
   "$PY" -m neurov1.corrupt --demo "$OUT/demo-c" --limit 20
   for components in none all; do
     "$PY" -m neurov1.train experiment=smoke callbacks=default "+model/components=$components" \
-      hydra.run.dir="$OUT/$components/imagenet" paths.log_dir="$LOG_DIR" "$@"
+      hydra.run.dir="$OUT/$components/imagenet" paths.log_dir="$LOG_DIR" \
+      paths.results_dir="$OUT/pretraining-results" "$@"  # not part of the tables
     IMAGENET+=("$OUT/$components/imagenet/checkpoints/best.ckpt")
   done
 fi

@@ -189,7 +189,7 @@ def _record_and_log(
         {
             "eval": cfg.eval.name,
             "model": label,
-            "checkpoint": str(cfg.ckpt_path) if cfg.ckpt_path else None,
+            "checkpoint": str(Path(cfg.ckpt_path).resolve()) if cfg.ckpt_path else None,
             "run_dir": str(cfg.paths.output_dir),
             "metrics": metrics,
             "settings": settings,

@@ -164,7 +164,15 @@ def latest_eliminations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, dict[str, Stats]]]:
     """Every table the ledger has runs for, and the aggregated metrics per training kind."""
     runs = run_metrics(records)
-    by_kind = {kind: aggregate(r for r in runs.values() if r["kind"] == kind) for kind in KIND_SUFFIX}
+    eliminations = latest_eliminations(records)
+    # an elimination's runs have Tables 3 and 5; Tables 1 and 2 hold the other standard runs (the paper's ablation)
+    in_elimination = {
+        run for record in eliminations for _, entry, _ in trace_rows(record["rounds"]) for run in entry["runs"]
+    }
+    by_kind = {
+        kind: aggregate(r for run_dir, r in runs.items() if r["kind"] == kind and run_dir not in in_elimination)
+        for kind in KIND_SUFFIX
+    }
     tables = []
     if by_kind["standard"]:
         title = "Table 1: accuracy and V1 alignment (mean ± std over seeds; ▲/▼: above/below the baseline)"
@@ -172,7 +180,7 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
         tables.append(comparison_table(by_kind["standard"], TABLE2, "Table 2: V1 property groups"))
         if not _has_v1_groups(by_kind["standard"].values()):
             tables[-1].notes.append(NO_V1_SCORES)
-    for record in latest_eliminations(records):
+    for record in eliminations:
         tables += elimination_tables(record, runs)
     if by_kind["adversarial"]:
         title = "Table 4: Free adversarial training (PGD accuracy from eval=adversarial)"
