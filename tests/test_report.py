@@ -66,11 +66,12 @@ def test_an_empty_ledger_is_reported(tmp_path):
         build_report(tmp_path, tmp_path / "out")
 
 
-def test_elimination_runs_have_their_own_tables(tmp_path):
+def test_elimination_runs_have_their_own_tables(tmp_path, monkeypatch):
     results = tmp_path / "results"
     train_record(results, "/runs/base", [], 0, 0.60)
     train_record(results, "/sweep/0", ["center_surround", "tuned_norm"], 0, 0.5, {"v1/orientation": 0.7})
-    train_record(results, "/sweep/1", ["tuned_norm"], 0, 0.55)
+    monkeypatch.chdir(tmp_path)  # a run recorded by its absolute path, named relative to where the sweep ran
+    train_record(results, str(tmp_path / "sweep" / "1"), ["tuned_norm"], 0, 0.55, {"v1/orientation": 0.8})
     train_record(results, "/sweep/2", ["center_surround"], 0, 0.45)
 
     def scored(components, removed, accuracy, run):
@@ -84,7 +85,7 @@ def test_elimination_runs_have_their_own_tables(tmp_path):
         }
 
     candidates = [
-        scored(["tuned_norm"], "center_surround", 0.55, "/sweep/1"),
+        scored(["tuned_norm"], "center_surround", 0.55, "sweep/1"),
         scored(["center_surround"], "tuned_norm", 0.45, "/sweep/2"),
     ]
     start = ["center_surround", "tuned_norm"]
@@ -108,4 +109,4 @@ def test_elimination_runs_have_their_own_tables(tmp_path):
         ["0", "", "✓", "center_surround", "0.5500", "n/a", "n/a", "n/a", "kept"],
         ["0", "✓", "", "tuned_norm", "0.4500", "n/a", "n/a", "n/a", ""],
     ]
-    assert tables[3].rows[0][4] == "0.700"  # Table 5: the start set's orientation score
+    assert [row[4] for row in tables[3].rows] == ["0.700", "0.800", "n/a"]  # Table 5: orientation scores

@@ -19,6 +19,7 @@ checkpoints.
 import argparse
 import csv
 import io
+import os
 import re
 import sys
 from collections import defaultdict
@@ -73,11 +74,16 @@ def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         metrics = {key: value for key, value in record["final"].items() if not key.startswith(("train/", "val/"))}
         metrics["val/acc1"] = record["best"]["value"]
         label = f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{KIND_SUFFIX[kind]}"
-        runs[record["run_dir"]] = {"label": label, "kind": kind, "seed": record["seed"], "metrics": metrics}
+        runs[os.path.abspath(record["run_dir"])] = {
+            "label": label,
+            "kind": kind,
+            "seed": record["seed"],
+            "metrics": metrics,
+        }
     for record in records:
         if record["kind"] == "evaluate" and record.get("checkpoint"):
             for run_dir, run in runs.items():
-                if record["checkpoint"].startswith(run_dir.rstrip("/") + "/"):
+                if os.path.abspath(record["checkpoint"]).startswith(run_dir + "/"):
                     run["metrics"].update(record["metrics"])
     return runs
 
@@ -128,7 +134,7 @@ def elimination_tables(record: dict[str, Any], runs: dict[str, dict[str, Any]]) 
     settings = record["settings"]
 
     def stats(entry: dict[str, Any]) -> Stats:
-        found = [{**runs[run_dir], "label": "set"} for run_dir in entry["runs"] if run_dir in runs]
+        found = [{**runs[path], "label": "set"} for path in map(os.path.abspath, entry["runs"]) if path in runs]
         return aggregate(found).get("set", {})
 
     def column(key: str) -> Any:
@@ -167,7 +173,7 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
     eliminations = latest_eliminations(records)
     # an elimination's runs have Tables 3 and 5; Tables 1 and 2 hold the other standard runs (the paper's ablation)
     in_elimination = {
-        run for record in eliminations for _, entry, _ in trace_rows(record["rounds"]) for run in entry["runs"]
+        os.path.abspath(run) for record in eliminations for _, e, _ in trace_rows(record["rounds"]) for run in e["runs"]
     }
     by_kind = {
         kind: aggregate(r for run_dir, r in runs.items() if r["kind"] == kind and run_dir not in in_elimination)

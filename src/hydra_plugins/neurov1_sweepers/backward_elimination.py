@@ -58,7 +58,7 @@ class BackwardEliminationSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> elimination.Trace:
         elimination.check_arguments(arguments)
-        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir = Path(self.config.hydra.sweep.dir).absolute()  # run dirs are compared with the ledger's
         elimination.check_same_arguments(sweep_dir, arguments)
         first_job = self._job_config(arguments, elimination.components_override(self.settings.start), "seed=0")
         elimination.check_metric_is_logged(self.settings, OmegaConf.to_container(first_job.callbacks or {}))
