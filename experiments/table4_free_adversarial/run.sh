@@ -9,14 +9,10 @@ if [[ $SCALE == full ]]; then
   read -ra STANDARD <<< "${CHECKPOINTS:?set CHECKPOINTS to the ImageNet best.ckpt of model A and of A without CS}"
   TRAIN=() V1=() PGD=(data=imagenet eval.limit=5000)
 else
-  STANDARD=() TRAIN=(data=demo trainer=cpu trainer.max_epochs=4 data.train_per_class=40 data.val_per_class=20)
+  TRAIN=(data=demo trainer=cpu trainer.max_epochs=4 data.train_per_class=40 data.val_per_class=20)
   V1=(eval.source=offline) PGD=(data=demo data.train_per_class=40 data.val_per_class=20)  # the same val crops
-  for components in all all_without_center_surround; do
-    "$PY" -m neurov1.train experiment=smoke callbacks=default "+model/components=$components" \
-      hydra.run.dir="$OUT/$components/standard" paths.log_dir="$LOG_DIR" \
-      paths.results_dir="$OUT/pretraining-results" "$@"  # not part of the tables
-    STANDARD+=("$OUT/$components/standard/checkpoints/best.ckpt")
-  done
+  pretrain "$OUT" all all_without_center_surround
+  STANDARD=("${PRETRAINED[@]}")
 fi
 for index in "${!STANDARD[@]}"; do
   RUN=$OUT/model$index/free_at

@@ -9,14 +9,10 @@ if [[ $SCALE == full ]]; then
   read -ra IMAGENET <<< "${CHECKPOINTS:?set CHECKPOINTS to the ImageNet best.ckpt of the baseline and of model A}"
   TUNE=() EVAL=()
 else
-  IMAGENET=() TUNE=(data=demo trainer=cpu trainer.max_epochs=2) EVAL=(data=demo eval.corruption.root="$OUT/demo-c")
+  TUNE=(data=demo trainer=cpu trainer.max_epochs=2) EVAL=(data=demo eval.corruption.root="$OUT/demo-c")
   "$PY" -m neurov1.corrupt --demo "$OUT/demo-c" --limit 20
-  for components in none all; do
-    "$PY" -m neurov1.train experiment=smoke callbacks=default "+model/components=$components" \
-      hydra.run.dir="$OUT/$components/imagenet" paths.log_dir="$LOG_DIR" \
-      paths.results_dir="$OUT/pretraining-results" "$@"  # not part of the tables
-    IMAGENET+=("$OUT/$components/imagenet/checkpoints/best.ckpt")
-  done
+  pretrain "$OUT" none all
+  IMAGENET=("${PRETRAINED[@]}")
 fi
 BASELINE=()
 for index in "${!IMAGENET[@]}"; do
