@@ -11,8 +11,6 @@ x <- clamp(x + alpha sign(grad_x loss), x0 - eps, x0 + eps) clamped to [0, 1].
 """
 
 import bisect
-import csv
-import io
 import math
 import time
 from collections.abc import Mapping
@@ -33,7 +31,7 @@ from neurov1.data.transforms import per_channel
 from neurov1.errors import ConfigError
 from neurov1.module import NeuroV1Module
 from neurov1.utils.io import write_json_atomic, write_text_atomic
-from neurov1.utils.tables import Table, fmt
+from neurov1.utils.tables import Table, csv_text, fmt
 
 CSV_COLUMNS = ["model", "eps", "steps", "step_size", "random_start", "images", "clean_acc1", "acc1"]
 
@@ -264,8 +262,6 @@ def write_outputs(result: dict[str, Any], output_dir: Path, label: str) -> dict[
     attack = result["attack"]
     values = [label, attack["eps"], attack["steps"], attack["step_size"], attack["random_start"], result["images"]]
     values += [result["clean_acc1"], result["acc1"]]
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([CSV_COLUMNS, values])
     row = [label, f"{attack['eps'] * 255:.3g}/255", str(attack["steps"]), f"{attack['step_size'] * 255:.3g}/255"]
     row += [str(attack["random_start"]).lower(), str(result["images"]), fmt(result["clean_acc1"]), fmt(result["acc1"])]
     header = ["model", "eps", "steps", "step size", "random start", "images", "clean acc1", "PGD acc1"]
@@ -273,6 +269,6 @@ def write_outputs(result: dict[str, Any], output_dir: Path, label: str) -> dict[
     table.notes.append(f"PGD seed {attack['seed']}; {result['seconds']:.0f} s.")
     return {
         "markdown": write_text_atomic(output_dir / "adversarial_accuracy.md", table.markdown()),
-        "csv": write_text_atomic(output_dir / "adversarial_accuracy.csv", buffer.getvalue()),
+        "csv": write_text_atomic(output_dir / "adversarial_accuracy.csv", csv_text([CSV_COLUMNS, values])),
         "json": write_json_atomic(output_dir / "adversarial_accuracy.json", {"model": label, **result}),
     }

@@ -13,9 +13,7 @@ missing ones are launched. ``elimination.json`` (settings, rounds, pending runs)
 The Hydra sweeper that launches the rounds is ``hydra_plugins/neurov1_sweepers``.
 """
 
-import csv
 import difflib
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -28,7 +26,7 @@ import numpy as np
 from neurov1.errors import ConfigError
 from neurov1.models.components import COMPONENT_ORDER, validate_components
 from neurov1.utils.io import write_json_atomic, write_text_atomic
-from neurov1.utils.tables import Table
+from neurov1.utils.tables import Table, csv_text
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +262,11 @@ def trace_markdown(trace: Trace) -> str:
 
 
 def trace_csv(trace: Trace) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["round", "components", "removed", "metric", "mean", "std", "seeds", "role"])
+    rows = [["round", "components", "removed", "metric", "mean", "std", "seeds", "role"]]
     for number, entry, role in trace_rows(trace.rounds):
         components, removed, seeds = "+".join(entry["components"]), entry["removed"] or "", len(entry["values"])
-        writer.writerow([number, components, removed, trace.settings.metric, entry["mean"], entry["std"], seeds, role])
-    return buffer.getvalue()
+        rows.append([number, components, removed, trace.settings.metric, entry["mean"], entry["std"], seeds, role])
+    return csv_text(rows)
 
 
 def components_override(components: ComponentSet) -> str:

@@ -17,8 +17,6 @@ checkpoints.
 """
 
 import argparse
-import csv
-import io
 import os
 import re
 import sys
@@ -36,7 +34,7 @@ from neurov1.ledger import load_records
 from neurov1.robustness import robustness_tables, summary_from_metrics
 from neurov1.utils.io import write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
-from neurov1.utils.tables import Table, markdown
+from neurov1.utils.tables import Table, csv_text, markdown
 
 TABLE1 = (
     ("val/acc1", "Accuracy"),
@@ -82,8 +80,9 @@ def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         }
     for record in records:
         if record["kind"] == "evaluate" and record.get("checkpoint"):
+            checkpoint = os.path.abspath(record["checkpoint"])
             for run_dir, run in runs.items():
-                if os.path.abspath(record["checkpoint"]).startswith(run_dir + "/"):
+                if checkpoint.startswith(run_dir + "/"):
                     run["metrics"].update(record["metrics"])
     return runs
 
@@ -210,14 +209,11 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
 
 
 def csv_rows(by_kind: dict[str, dict[str, Stats]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["model", "training", "metric", "mean", "std", "seeds"])
+    rows = [["model", "training", "metric", "mean", "std", "seeds"]]
     for kind, aggregated in by_kind.items():
         for label, metrics in sorted(aggregated.items()):
-            for key, (mean, std, seeds) in sorted(metrics.items()):
-                writer.writerow([label, kind, key, mean, std, seeds])
-    return buffer.getvalue()
+            rows += [[label, kind, key, *stats] for key, stats in sorted(metrics.items())]
+    return csv_text(rows)
 
 
 def bar_plot(aggregated: dict[str, Stats], path: Path) -> Path:
@@ -260,12 +256,6 @@ def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.split(":")[0].lower()).strip("_")
 
 
-def table_csv(table: Table) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([table.header, *table.rows])
-    return buffer.getvalue()
-
-
 def build_report(results_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Write the report of the ledger in ``results_dir`` into ``out_dir``; returns its files and tables."""
     tables, by_kind = build_tables(load_records(results_dir))
@@ -275,7 +265,7 @@ def build_report(results_dir: Path, out_dir: Path) -> dict[str, Any]:
     paths = {
         "markdown": write_text_atomic(out_dir / "report.md", markdown(tables)),
         "csv": write_text_atomic(out_dir / "report.csv", csv_rows(by_kind)),
-        "tables": [write_text_atomic(out_dir / "tables" / f"{_slug(t.title)}.csv", table_csv(t)) for t in tables],
+        "tables": [write_text_atomic(out_dir / "tables" / f"{_slug(t.title)}.csv", t.csv()) for t in tables],
     }
     if by_kind["standard"]:
         paths["plot"] = bar_plot(by_kind["standard"], out_dir / "report.png")

@@ -7,7 +7,6 @@ and a plot of accuracy against severity per corruption group.
 """
 
 import csv
-import io
 import logging
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_va
 from neurov1.errors import ConfigError
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
-from neurov1.utils.tables import Table, fmt, markdown
+from neurov1.utils.tables import Table, csv_text, fmt, markdown
 
 log = logging.getLogger(__name__)
 
@@ -315,12 +314,10 @@ def plot_severity(rows: list[dict[str, Any]], path: Path, name: str) -> Path:
 def write_outputs(result: dict[str, Any], summary: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
     """Write ``corruption_accuracy.csv``, ``corruption_tables.md``, ``corruption_scores.json`` and a plot."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["corruption", "group", "severity", "accuracy", "images"])
-    writer.writeheader()
-    writer.writerows(result["rows"])
+    columns = ["corruption", "group", "severity", "accuracy", "images"]
+    table = csv_text([columns, *([row[c] for c in columns] for row in result["rows"])])
     return {
-        "csv": write_text_atomic(out_dir / "corruption_accuracy.csv", buffer.getvalue()),
+        "csv": write_text_atomic(out_dir / "corruption_accuracy.csv", table),
         "markdown": write_text_atomic(
             out_dir / "corruption_tables.md", markdown_tables(summary, result["missing"], name)
         ),

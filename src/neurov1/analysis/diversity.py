@@ -6,8 +6,6 @@ the wheel; the AlexNet trunk weights are read from a local file (torchvision's I
 not LPIPS: every output says so.
 """
 
-import csv
-import io
 import json
 import logging
 import warnings
@@ -23,6 +21,7 @@ from neurov1.analysis import SUMMARY_FILE
 from neurov1.analysis.figures import panels, save_panels, summary_statistics
 from neurov1.errors import ConfigError
 from neurov1.utils.io import write_json_atomic, write_text_atomic
+from neurov1.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +98,8 @@ def analyze_lpips(
     """Mean pairwise LPIPS between the stimuli; writes every pair's distance (CSV) and a matrix/histogram figure."""
     distances = pairwise_lpips(metric, images)
     first, second, values = pair_distances(distances)
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["channel_a", "channel_b", "lpips"])
-    writer.writerows(
-        (channels[i], channels[j], f"{value:.6g}") for i, j, value in zip(first, second, values, strict=True)
-    )
-    csv_path = write_text_atomic(out_dir / DISTANCES_FILE, table.getvalue())
+    pairs = [(channels[i], channels[j], f"{value:.6g}") for i, j, value in zip(first, second, values, strict=True)]
+    csv_path = write_text_atomic(out_dir / DISTANCES_FILE, csv_text([("channel_a", "channel_b", "lpips"), *pairs]))
 
     label = "LPIPS" if trunk != RANDOM_TRUNK else "LPIPS with a RANDOM trunk"
     figure, axes = panels(2, panel_size=3.6)

@@ -5,9 +5,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from neurov1.utils.plots import plt
-
-DPI = 120  # as neurov1.utils.plots.save_figure
+from neurov1.utils.plots import plt, write_png
 
 
 def summary_statistics(values: np.ndarray) -> dict[str, float]:
@@ -43,9 +41,6 @@ def panels(columns: int, rows: int = 1, panel_size: float = 3.2) -> tuple[Figure
 
 
 def save_panels(figure: Figure, path: Path, title: str) -> Path:
-    """Figure title, tight layout, PNG at 120 dpi; closes the figure."""
+    """Figure title, then :func:`neurov1.utils.plots.write_png`."""
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-    plt.close(figure)
-    return path
+    return write_png(figure, path)

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from neurov1.analysis.figures import DPI, montage
+from neurov1.analysis.figures import montage
 from neurov1.data.demo import demo_images
 from neurov1.errors import ConfigError
-from neurov1.utils.plots import new_figure, save_figure
+from neurov1.utils.plots import DPI, new_figure, save_figure
 
 KEY = "max_activation"
 

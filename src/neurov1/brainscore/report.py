@@ -1,25 +1,20 @@
 """V1 score outputs: ``v1_scores.json``, tables laid out like the paper's Tables 1 and 2, and plots."""
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 from neurov1.brainscore.benchmarks import PROPERTY_GROUPS
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
+from neurov1.utils.tables import csv_text, fmt
 
 HEADLINE = (("v1_overall", "V1 Overall"), ("v1_predictivity", "V1 Predictivity"), ("v1_property", "V1 Property"))
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _group_cell(group: dict[str, Any]) -> str:
     """A group score, with the fraction of its benchmarks scored when not all were."""
     partial = f" ({group['scored']}/{group['total']})" if group["scored"] < group["total"] else ""
-    return _fmt(group["score"]) + partial
+    return fmt(group["score"]) + partial
 
 
 def _group_title(group: str) -> str:
@@ -36,7 +31,7 @@ def markdown_tables(results: dict[str, Any], name: str) -> str:
         "",
         "| model | " + " | ".join(title for _, title in HEADLINE) + " |",
         "|---" * (len(HEADLINE) + 1) + "|",
-        f"| {name} | " + " | ".join(_fmt(scores[key]) for key, _ in HEADLINE) + " |",
+        f"| {name} | " + " | ".join(fmt(scores[key]) for key, _ in HEADLINE) + " |",
         "",
         "| model | " + " | ".join(_group_title(g) for g in PROPERTY_GROUPS) + " |",
         "|---" * (len(PROPERTY_GROUPS) + 1) + "|",
@@ -48,8 +43,8 @@ def markdown_tables(results: dict[str, Any], name: str) -> str:
     group_of = {b: g for g, members in PROPERTY_GROUPS.items() for b in members}
     for benchmark_id, entry in results["benchmarks"].items():
         lines.append(
-            f"| {benchmark_id} | {group_of.get(benchmark_id, 'predictivity')} | {_fmt(entry.get('ceiled'))} | "
-            f"{_fmt(entry.get('raw'))} | {_fmt(entry.get('ceiling'))} | {entry.get('source') or 'not scored'} | "
+            f"| {benchmark_id} | {group_of.get(benchmark_id, 'predictivity')} | {fmt(entry.get('ceiled'))} | "
+            f"{fmt(entry.get('raw'))} | {fmt(entry.get('ceiling'))} | {entry.get('source') or 'not scored'} | "
             f"{(entry.get('reason') or '').replace('|', '/')[:160]} |"
         )
     return "\n".join(lines) + "\n"
@@ -57,25 +52,14 @@ def markdown_tables(results: dict[str, Any], name: str) -> str:
 
 def csv_table(results: dict[str, Any]) -> str:
     """One row per benchmark, group and headline score."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["kind", "name", "ceiled", "raw", "ceiling", "source"])
-    for key, _ in HEADLINE:
-        writer.writerow(["headline", key, results["scores"][key], "", "", ""])
+    rows = [["kind", "name", "ceiled", "raw", "ceiling", "source"]]
+    rows += [["headline", key, results["scores"][key], "", "", ""] for key, _ in HEADLINE]
     for group, value in results["groups"].items():
-        writer.writerow(["group", group, value["score"], "", "", f"{value['scored']}/{value['total']} benchmarks"])
+        rows.append(["group", group, value["score"], "", "", f"{value['scored']}/{value['total']} benchmarks"])
     for benchmark_id, entry in results["benchmarks"].items():
-        writer.writerow(
-            [
-                "benchmark",
-                benchmark_id,
-                entry.get("ceiled"),
-                entry.get("raw"),
-                entry.get("ceiling"),
-                entry.get("source"),
-            ]
-        )
-    return buffer.getvalue()
+        values = [entry.get(key) for key in ("ceiled", "raw", "ceiling", "source")]
+        rows.append(["benchmark", benchmark_id, *values])
+    return csv_text(rows)
 
 
 def plot_groups(results: dict[str, Any], path: Path, name: str) -> Path:
@@ -84,7 +68,7 @@ def plot_groups(results: dict[str, Any], path: Path, name: str) -> Path:
     figure, axis = new_figure(8)
     axis.bar(range(len(values)), [v or 0.0 for v in values], color=["C0" if v is not None else "0.8" for v in values])
     for index, value in enumerate(values):
-        axis.text(index, (value or 0.0) + 0.01, _fmt(value), ha="center", fontsize=8)
+        axis.text(index, (value or 0.0) + 0.01, fmt(value), ha="center", fontsize=8)
     axis.set_xticks(range(len(values)), [_group_title(g) for g in PROPERTY_GROUPS], rotation=30, ha="right")
     axis.set_ylim(0, 1.05)
     axis.set_ylabel("ceiled score")

@@ -1,6 +1,10 @@
 """Result tables kept as rows, rendered as markdown (and handed to W&B as the same rows)."""
 
+import csv
+import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -18,10 +22,20 @@ class Table:
         lines += [line for note in self.notes for line in ("", note)]
         return "\n".join(lines) + "\n"
 
+    def csv(self) -> str:
+        return csv_text([self.header, *self.rows])
+
 
 def fmt(value: float | None) -> str:
     """Three decimals, or n/a for a value that was not measured."""
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows (the first one a header) as CSV text, one line per row."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 def markdown(tables: list[Table]) -> str:
