@@ -38,7 +38,9 @@ def tiny_data(**settings) -> DemoDataModule:
     return DemoDataModule(**{"num_classes": 2, "val_per_class": 2, "batch_size": 4, "image_size": 16, **settings})
 
 
-def fit(module: L.LightningModule, data: L.LightningDataModule, max_epochs: int, **settings) -> L.Trainer:
+def fit(
+    module: L.LightningModule, data: L.LightningDataModule, max_epochs: int, ckpt_path: str | None = None, **settings
+) -> L.Trainer:
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=max_epochs,
@@ -49,7 +51,7 @@ def fit(module: L.LightningModule, data: L.LightningDataModule, max_epochs: int,
         enable_model_summary=False,
         **settings,
     )
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -104,6 +106,20 @@ def test_free_training_carries_delta_within_eps_with_the_standard_number_of_upda
         pixels = (images * 0.5 + 0.5 + start[:rows]).clamp(0, 1)  # data mean = std = 0.5
         torch.testing.assert_close(inputs[2 * batch] * 0.5 + 0.5, pixels)  # first replay: clamp(x + delta, 0, 1)
     assert module.delta.shape == (4, 3, 16, 16) and recorder.ends[0].abs().sum() > 0
+
+
+def test_a_resumed_run_carries_on_with_the_checkpointed_delta(tmp_path):
+    data = tiny_data(train_per_class=4)
+    first = free_module(replays=2)
+    trainer = fit(first, data, max_epochs=2)  # one pass
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    assert first.delta.abs().sum() > 0
+
+    recorder = Recorder()
+    resumed = fit(
+        free_module(replays=2), data, max_epochs=4, ckpt_path=str(tmp_path / "last.ckpt"), callbacks=[recorder]
+    )
+    assert resumed.current_epoch == 2 and torch.equal(recorder.starts[0], first.delta)
 
 
 def test_fp16_overflow_never_reaches_delta():

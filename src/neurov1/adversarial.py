@@ -90,6 +90,9 @@ def free_settings(adversarial: dict[str, Any]) -> dict[str, Any]:
     return {"replays": adversarial["replays"], "eps": eps}
 
 
+DELTA_KEY = "free_adversarial_delta"
+
+
 class FreeAdversarialModule(NeuroV1Module):
     """:class:`NeuroV1Module` trained with Free adversarial training (manual optimisation).
 
@@ -99,7 +102,8 @@ class FreeAdversarialModule(NeuroV1Module):
     every batch is replayed m times; every replay is one optimizer update, so ``global_step`` counts updates and
     ``train/effective_epoch`` (logged) = updates / batches per pass. The learning rate follows the milestones update
     by update. ``train/loss`` and ``train/acc1`` are measured on the perturbed inputs of every replay. Validation is
-    clean. The perturbation is not checkpointed: a resumed run starts it from zero again.
+    clean. The perturbation is saved in every checkpoint (under ``free_adversarial_delta``), so a resumed run carries
+    on with it; under DDP each process keeps its own and the checkpoint holds rank 0's.
 
     Args:
         adversarial: ``replays`` (m) and ``eps`` (L-inf radius in [0, 1] pixels); the other arguments are
@@ -135,12 +139,20 @@ class FreeAdversarialModule(NeuroV1Module):
 
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor)}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.delta is not None:
+            checkpoint[DELTA_KEY] = self.delta.detach().cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.delta = checkpoint.get(DELTA_KEY)  # None from a standard checkpoint or one saved before any batch
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         settings = self.hparams["adversarial"]
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         if self.delta is None:
             self.delta = torch.zeros_like(images, dtype=torch.float32)
+        self.delta = self.delta.to(images.device)  # a resumed delta is loaded on the CPU
         delta = self.delta[: len(images)].clone()  # a smaller last batch uses the first rows
         pixels = self.pixel_space.pixels(images)
         losses = []
