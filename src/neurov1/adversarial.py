@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from torch.utils.data import Subset
 from tqdm import tqdm
 
-from neurov1.data.folders import check_positive_int, make_loader
+from neurov1.data.folders import make_loader
 from neurov1.data.transforms import per_channel
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 from neurov1.module import NeuroV1Module
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.tables import Table, csv_text, fmt
@@ -85,7 +85,7 @@ def free_settings(adversarial: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(adversarial) - {"replays", "eps"})
     if unknown:
         raise ConfigError(f"model.adversarial: unknown keys {unknown}; Free AT takes replays and eps.")
-    check_positive_int(adversarial.get("replays"), "model.adversarial.replays", 4)
+    check_int(adversarial.get("replays"), "model.adversarial.replays", 4)
     eps = check_fraction(adversarial.get("eps"), "model.adversarial.eps", "model.adversarial.eps=0.00784 (2/255)")
     return {"replays": adversarial["replays"], "eps": eps}
 
@@ -127,6 +127,8 @@ class FreeAdversarialModule(NeuroV1Module):
 
     def on_fit_start(self) -> None:
         self.pixel_space = PixelSpace.of(self.trainer.datamodule, self.device)
+        if self.delta is not None:  # resumed: loaded on the CPU before the module moved to its device
+            self.delta = self.delta.to(self.device)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """SGD with the learning rate x gamma at each milestone (effective epochs), stepped every update."""
@@ -152,7 +154,6 @@ class FreeAdversarialModule(NeuroV1Module):
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         if self.delta is None:
             self.delta = torch.zeros_like(images, dtype=torch.float32)
-        self.delta = self.delta.to(images.device)  # a resumed delta is loaded on the CPU
         delta = self.delta[: len(images)].clone()  # a smaller last batch uses the first rows
         pixels = self.pixel_space.pixels(images)
         losses = []
@@ -204,12 +205,11 @@ class PGDAttack:
 
     def _check(self, key: str) -> "PGDAttack":
         check_fraction(self.eps, f"{key}.eps", f"{key}.eps=0.00784 (2/255)")
-        check_positive_int(self.steps, f"{key}.steps", 10)
+        check_int(self.steps, f"{key}.steps", 10)
         check_fraction(self.step_size, f"{key}.step_size", f"{key}.step_size=0.00196 (eps/4)", positive=True)
         if not isinstance(self.random_start, bool):
             raise ConfigError(f"{key}.random_start: must be true or false, got {self.random_start!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"{key}.seed: must be an integer >= 0, got {self.seed!r}. Set {key}.seed=0.")
+        check_int(self.seed, f"{key}.seed", 0, minimum=0)
         return self
 
     def perturb(

@@ -28,12 +28,13 @@ from neurov1.analysis.polar import analyze_polar
 from neurov1.analysis.stimuli import StimulusSettings, maximize_channels, save_gallery
 from neurov1.brainscore.model import truncated_network
 from neurov1.checkpoints import checkpoint_net_config
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 from neurov1.models import ARCHITECTURES, validate_components
 from neurov1.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
 from neurov1.utils.io import write_json_atomic
-from neurov1.utils.naming import components_label
+from neurov1.utils.naming import model_label
+from neurov1.utils.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +81,12 @@ def select_analyses(requested: list[str] | None, components: Collection[str]) ->
 
 
 def _check_settings(cfg: DictConfig) -> None:
-    for key, value, minimum, example in (
-        ("dog.bins", cfg.dog.bins, 1, 40),
-        ("dog.gallery_kernels", cfg.dog.gallery_kernels, 1, 64),
-        ("polar.image_size", 32 if cfg.polar.image_size is None else cfg.polar.image_size, 32, 64),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}. Set e.g. {key}={example}.")
+    check_int(cfg.dog.bins, "dog.bins", 40)
+    check_int(cfg.dog.gallery_kernels, "dog.gallery_kernels", 64)
+    if cfg.polar.image_size is not None:
+        check_int(cfg.polar.image_size, "polar.image_size", 64, minimum=32)
     if not 0 <= cfg.polar.offset <= 0.5:
         raise ConfigError(f"polar.offset must be in [0, 0.5] (a fraction of the crop side), got {cfg.polar.offset!r}.")
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"device={name!r}: {error}. Set device=auto, cpu or cuda.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}: no CUDA device is available. Set device=auto or cpu.")
-    return device
 
 
 def analyze(cfg: DictConfig) -> dict[str, Any]:
@@ -127,7 +113,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         log.info("Skipping %s: %s", name, reason)
     _check_settings(cfg)
     stimulus_settings = StimulusSettings(**OmegaConf.to_container(cfg.max_activation, resolve=True))
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device, "device")
     # layer1 (the artificial V1) has 64 x the block expansion channels: 64 (ResNet-18/34) or 256 (ResNet-50/101).
     channels = stimulus_settings.resolve_channels(64 * ARCHITECTURES[net_config["arch"]][0].expansion)
     if "lpips_diversity" in names and len(channels) < 2:
@@ -139,7 +125,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     )
 
     net = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu").net.eval()
-    label = f"{net_config['arch']}-{components_label(components)}"
+    label = model_label(net_config)
     input_size = net_config["input_size"]
     size = stimulus_settings.image_size or input_size
 

@@ -10,8 +10,8 @@ import lightning as L
 
 from neurov1.adversarial import PGDAttack, adversarial_metrics, pgd_accuracy
 from neurov1.adversarial import write_outputs as write_adversarial_outputs
-from neurov1.data.folders import check_positive_int
-from neurov1.utils.naming import components_label
+from neurov1.errors import check_int
+from neurov1.utils.naming import model_label
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class V1EvaluationCallback(L.Callback):
         settings = self.evaluation
         net = copy.deepcopy(pl_module.net).eval()
         hparams = pl_module.hparams["net"]
-        label = f"{hparams['arch']}-{components_label(hparams['components'])}-epoch{epoch}"
+        label = f"{model_label(hparams)}-epoch{epoch}"
         report = evaluate_v1(
             net,
             label,
@@ -161,7 +161,7 @@ class CorruptionEvaluationCallback(EndOfFitEvaluation):
         )
         clean = trainer.callback_metrics.get("val/acc1")
         summary = summarize(result["rows"], None if clean is None else float(clean), None)
-        write_outputs(result, summary, self.output_dir, f"{hparams['arch']}-{components_label(hparams['components'])}")
+        write_outputs(result, summary, self.output_dir, model_label(hparams))
         return summary_metrics(summary)
 
 
@@ -182,13 +182,11 @@ class AdversarialEvaluationCallback(EndOfFitEvaluation):
     def __init__(self, attack: dict[str, Any], output_dir: str, limit: int | None = None) -> None:
         self.attack = PGDAttack.from_config(attack, "callbacks.adversarial.attack")
         if limit is not None:
-            check_positive_int(limit, "callbacks.adversarial.limit", 1000)
+            check_int(limit, "callbacks.adversarial.limit", 1000)
         self.output_dir = Path(output_dir)
         self.limit = limit
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-        hparams = pl_module.hparams["net"]
         result = pgd_accuracy(copy.deepcopy(pl_module.net), trainer.datamodule, self.attack, self.limit)
-        label = f"{hparams['arch']}-{components_label(hparams['components'])}"
-        write_adversarial_outputs(result, self.output_dir, label)
+        write_adversarial_outputs(result, self.output_dir, model_label(pl_module.hparams["net"]))
         return adversarial_metrics(result)

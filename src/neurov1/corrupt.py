@@ -33,6 +33,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, corrupt
+from neurov1.utils.io import write_bytes_atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 JPEG_QUALITY = 85
@@ -241,15 +242,7 @@ def write_jpeg_atomic(path: Path, pixels: np.ndarray) -> None:
     """Write a JPEG (quality 85) through a temporary file and a rename, so no reader sees a partial file."""
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=JPEG_QUALITY)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buffer.getvalue(), sync=False)  # tens of thousands of files, rebuilt if lost
 
 
 @contextlib.contextmanager

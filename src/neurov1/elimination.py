@@ -26,7 +26,7 @@ import numpy as np
 from neurov1.errors import ConfigError
 from neurov1.models.components import COMPONENT_ORDER, validate_components
 from neurov1.utils.io import write_json_atomic, write_text_atomic
-from neurov1.utils.tables import Table, csv_text
+from neurov1.utils.tables import Table, csv_text, mean_std
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +130,16 @@ def eliminate(settings: Settings, runs: dict[RunKey, tuple[Path, dict[str, Any]]
         if trace.pending:
             return trace
         scored = [_score(settings, runs, s, removed) for s, removed in evaluated]
+        scored_candidates = scored[-len(candidates) :]
         pick = max if settings.mode == "max" else min
-        best = pick(scored[-len(candidates) :], key=lambda entry: entry["mean"])  # first one wins a tie
+        best = pick(scored_candidates, key=lambda entry: entry["mean"])  # first one wins a tie
         trace.rounds.append(
             {
                 "round": len(trace.rounds),
                 "current": list(current),
                 # the start set was scored in this batch; later sets were the previous round's pick
                 "current_score": scored[0] if not trace.rounds else _kept(trace.rounds[-1]),
-                "candidates": scored[-len(candidates) :],
+                "candidates": scored_candidates,
                 "removed": best["removed"],
                 "kept": best["components"],
             }
@@ -230,7 +231,7 @@ def trace_rows(rounds: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any], 
 
 def score_cell(entry: dict[str, Any]) -> str:
     """The metric of a scored set: mean (± std over seeds when there are several)."""
-    return f"{entry['mean']:.4f} ± {entry['std']:.4f}" if len(entry["values"]) > 1 else f"{entry['mean']:.4f}"
+    return mean_std(entry["mean"], entry["std"], len(entry["values"]), digits=4)
 
 
 def trace_table(

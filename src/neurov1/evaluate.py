@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurov1.adversarial import PGDAttack, adversarial_metrics, pgd_accuracy
@@ -20,8 +19,7 @@ from neurov1.brainscore.evaluation import appendix_b_layers, evaluate_v1
 from neurov1.brainscore.report import write_outputs
 from neurov1.brainscore.scoring import V1Settings
 from neurov1.checkpoints import checkpoint_net_config
-from neurov1.data.folders import check_positive_int
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 from neurov1.ledger import append_record
 from neurov1.module import NeuroV1Module
 from neurov1.robustness import accuracy, evaluate_corruptions, load_rows, summary_metrics
@@ -29,7 +27,8 @@ from neurov1.robustness import summarize as summarize_corruptions
 from neurov1.robustness import write_outputs as write_corruption_outputs
 from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
 from neurov1.utils.instantiate import instantiate_loggers
-from neurov1.utils.naming import components_label
+from neurov1.utils.naming import model_label
+from neurov1.utils.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +38,11 @@ def load_network(cfg: DictConfig) -> tuple[NeuroV1Module, str]:
     if cfg.ckpt_path:
         checkpoint_net_config(cfg.ckpt_path)  # a clear error for a missing or foreign file
         module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
-        label = f"{module.hparams['net']['arch']}-{components_label(module.hparams['net']['components'])}"
-        return module, label
+        return module, model_label(module.hparams["net"])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["net"]["num_classes"] = model_cfg["net"]["num_classes"] or 1000
     module = NeuroV1Module(model_cfg["net"], model_cfg["optimizer"], model_cfg["scheduler"])
-    label = f"{model_cfg['net']['arch']}-{components_label(model_cfg['net']['components'])}-untrained"
-    return module, label
+    return module, f"{model_label(model_cfg['net'])}-untrained"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -143,10 +140,8 @@ def evaluate_adversarial(cfg: DictConfig) -> dict[str, Any]:
     """Clean vs L-inf PGD top-1 accuracy on the data group's val split (paper Sec. 4.5, Table 4), logged."""
     attack = PGDAttack.from_config(cfg.eval.attack, "eval.attack")
     if cfg.eval.limit is not None:
-        check_positive_int(cfg.eval.limit, "eval.limit", 1000)
-    if cfg.eval.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"eval.device: {cfg.eval.device!r} is not auto, cpu or cuda. Set eval.device=auto.")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.eval.device == "auto" else cfg.eval.device
+        check_int(cfg.eval.limit, "eval.limit", 1000)
+    device = resolve_device(cfg.eval.device, "eval.device")
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.validate()
     module, label = load_network(cfg)

@@ -34,7 +34,7 @@ from neurov1.ledger import load_records
 from neurov1.robustness import robustness_tables, summary_from_metrics
 from neurov1.utils.io import write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
-from neurov1.utils.tables import Table, csv_text, markdown
+from neurov1.utils.tables import Table, csv_text, markdown, mean_std
 
 TABLE1 = (
     ("val/acc1", "Accuracy"),
@@ -103,8 +103,8 @@ def aggregate(runs: Iterable[dict[str, Any]]) -> dict[str, Stats]:
 def _cell(stats: Stats, baseline: Stats | None, key: str) -> str:
     if key not in stats:
         return "n/a"
-    mean, std, seeds = stats[key]
-    text = f"{mean:.3f} ± {std:.3f}" if seeds > 1 else f"{mean:.3f}"
+    mean = stats[key][0]
+    text = mean_std(*stats[key])
     if baseline and key in baseline and baseline is not stats:
         text += " ▲" if mean > baseline[key][0] else " ▼" if mean < baseline[key][0] else ""
     return text
@@ -131,13 +131,13 @@ def _has_v1_groups(stats: Iterable[Stats]) -> bool:
 def elimination_tables(record: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[Table]:
     """Tables 3 and 5 of one backward elimination: its sets with Table 1 and Table 2 metrics of their runs."""
     settings = record["settings"]
-
-    def stats(entry: dict[str, Any]) -> Stats:
+    set_stats = {}  # per evaluated set (by its runs): the metrics of its runs over seeds
+    for _, entry, _ in trace_rows(record["rounds"]):
         found = [{**runs[path], "label": "set"} for path in map(os.path.abspath, entry["runs"]) if path in runs]
-        return aggregate(found).get("set", {})
+        set_stats[tuple(entry["runs"])] = aggregate(found).get("set", {})
 
     def column(key: str) -> Any:
-        return lambda entry: _cell(stats(entry), None, key)
+        return lambda entry: _cell(set_stats[tuple(entry["runs"])], None, key)
 
     chosen = [(f"{settings['metric']} (chosen on)", score_cell)]
     source = f"{record['sweep_dir']}, {len(settings['seeds'])} seed(s), {settings['mode']} {settings['metric']}"
@@ -155,7 +155,7 @@ def elimination_tables(record: dict[str, Any], runs: dict[str, dict[str, Any]]) 
     )
     final = record["rounds"][-1]["kept"]
     table3.notes.append(f"Final set: {'+'.join(final)}; kept: the removal chosen in each round.")
-    if not _has_v1_groups(stats(entry) for _, entry, _ in trace_rows(record["rounds"])):
+    if not _has_v1_groups(set_stats.values()):
         table5.notes.append(NO_V1_SCORES)
     return [table3, table5]
 

@@ -21,7 +21,7 @@ from neurov1.analysis import SUMMARY_FILE
 from neurov1.analysis.figures import panels, save_panels, summary_statistics
 from neurov1.errors import ConfigError
 from neurov1.utils.io import write_json_atomic, write_text_atomic
-from neurov1.utils.tables import csv_text
+from neurov1.utils.tables import Table, csv_text
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +171,15 @@ def compare_runs(runs: list[str], out_dir: Path) -> dict[str, Any]:
             for group in groups
         ],
     }
-    lines = [
+    table = Table(
         "# Diversity of maximally activating stimuli: one-way ANOVA of pairwise LPIPS",
-        "",
-        f"LPIPS trunk: {result['trunk']}",
-        "",
-        "| model | pairs | mean LPIPS | std | run |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {row['model']} | {row['pairs']} | {row['mean']:.4f} | {row['std']:.4f} | {row['run']} |"
-            for row in result["groups"]
-        ),
-        "",
-        f"F({result['df_between']}, {result['df_within']}) = {result['F']:.3f}, p = {result['p']:.3g}",
-    ]
-    write_text_atomic(out_dir / "lpips_anova.md", "\n".join(lines) + "\n")
+        ["model", "pairs", "mean LPIPS", "std", "run"],
+        [[g["model"], str(g["pairs"]), f"{g['mean']:.4f}", f"{g['std']:.4f}", g["run"]] for g in result["groups"]],
+        [
+            f"F({result['df_between']}, {result['df_within']}) = {result['F']:.3f}, p = {result['p']:.3g}",
+            f"LPIPS trunk: {result['trunk']}",
+        ],
+    )
+    write_text_atomic(out_dir / "lpips_anova.md", table.markdown())
     write_json_atomic(out_dir / "lpips_anova.json", result)
     return result

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from neurov1.analysis.figures import montage
 from neurov1.data.demo import demo_images
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 from neurov1.utils.plots import DPI, new_figure, save_figure
 
 KEY = "max_activation"
@@ -50,10 +50,8 @@ class StimulusSettings:
     columns: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("steps", "columns"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{KEY}.{name} must be an integer >= 1, got {value!r}.")
+        check_int(self.steps, f"{KEY}.steps", 256)
+        check_int(self.columns, f"{KEY}.columns", 8)
         for name in ("lr", "std", "init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{KEY}.{name} must be > 0, got {getattr(self, name)!r}.")

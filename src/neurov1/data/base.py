@@ -11,7 +11,6 @@ from torch.utils.data import DataLoader, Dataset
 from neurov1.data.folders import (
     ImageFileDataset,
     check_loader_settings,
-    check_positive_int,
     check_train_size,
     check_verify_mode,
     make_loader,
@@ -19,6 +18,7 @@ from neurov1.data.folders import (
     verify_images,
 )
 from neurov1.data.transforms import ChannelStat, per_channel
+from neurov1.errors import check_int
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class BaseDataModule(L.LightningDataModule):
     def _check_settings(self) -> None:
         """ConfigError for a bad batch size, worker count, image size, mean or std."""
         check_loader_settings(self.batch_size, self.num_workers)
-        check_positive_int(self.image_size, "data.image_size", 64)
+        check_int(self.image_size, "data.image_size", 64)
         per_channel(self.mean, "data.mean")
         per_channel(self.std, "data.std")
 

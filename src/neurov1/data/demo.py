@@ -11,9 +11,9 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from neurov1.data.base import BaseDataModule
-from neurov1.data.folders import check_positive_int, check_train_size
+from neurov1.data.folders import check_train_size
 from neurov1.data.transforms import FIVE_CROP_RATIO, ChannelStat, FiveCropViews, per_channel
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,9 @@ class DemoDataModule(BaseDataModule):
                 f"photograph in {DEMO_IMAGE_DIR}. Set data.num_classes between {MIN_CLASSES} and "
                 f"{len(DEMO_IMAGE_FILES)}."
             )
-        check_positive_int(self.train_per_class, "data.train_per_class", 160)
-        check_positive_int(self.val_per_class, "data.val_per_class", 40)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"data.seed: must be an integer >= 0, got {self.seed!r}. Set data.seed=0.")
+        check_int(self.train_per_class, "data.train_per_class", 160)
+        check_int(self.val_per_class, "data.val_per_class", 40)
+        check_int(self.seed, "data.seed", 0, minimum=0)
         self._check_settings()
         check_train_size(self.num_classes * self.train_per_class, self.batch_size, "the demo train split")
         for index, name in enumerate(DEMO_IMAGE_FILES[: self.num_classes]):

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -136,20 +136,10 @@ class ImageFileDataset(Dataset):
         return self.transform(load_rgb(self.path(index))), int(self.labels[index])
 
 
-def check_positive_int(value: object, key: str, suggestion: int) -> None:
-    """ConfigError unless value is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key}: must be a positive integer, got {value!r}. Set e.g. {key}={suggestion}.")
-
-
 def check_loader_settings(batch_size: object, num_workers: object) -> None:
     """ConfigError for a non-positive batch size or a negative worker count."""
-    check_positive_int(batch_size, "data.batch_size", 128)
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ConfigError(
-            f"data.num_workers: must be an integer >= 0, got {num_workers!r}. "
-            "Set data.num_workers=0 (load in the main process) or up to the number of CPU cores."
-        )
+    check_int(batch_size, "data.batch_size", 128)
+    check_int(num_workers, "data.num_workers", "0 (load in the main process) or up to the number of CPU cores", 0)
 
 
 def check_train_size(train_size: int, batch_size: int, where: Path | str) -> None:

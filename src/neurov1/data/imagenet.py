@@ -9,7 +9,6 @@ from typing import Any
 from neurov1.data.base import ImageFolderDataModule
 from neurov1.data.folders import (
     ImageFileDataset,
-    check_positive_int,
     class_folders,
     class_images,
     first_image,
@@ -20,7 +19,7 @@ from neurov1.data.transforms import (
     imagenet_train_transform,
     imagenet_val_transform,
 )
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,8 @@ class ImageNetDataModule(ImageFolderDataModule):
     def _check_settings(self) -> None:
         """Also check the crop and resize sizes."""
         super()._check_settings()
-        check_positive_int(self.train_crop, "data.train_crop", 224)
-        check_positive_int(self.val_resize, "data.val_resize", 256)
+        check_int(self.train_crop, "data.train_crop", 224)
+        check_int(self.val_resize, "data.val_resize", 256)
         if self.val_resize < self.train_crop:
             raise ConfigError(
                 f"data.val_resize: {self.val_resize} is smaller than data.train_crop={self.train_crop}; "

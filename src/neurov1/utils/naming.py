@@ -16,6 +16,11 @@ def components_label(components: Mapping[str, Any]) -> str:
     return "+".join(validate_components(components)) or "baseline"
 
 
+def model_label(net: Mapping[str, Any]) -> str:
+    """``<arch>-<components>`` of a ``model.net`` config, e.g. ``resnet18-center_surround+tuned_norm``."""
+    return f"{net['arch']}-{components_label(net['components'])}"
+
+
 def run_name(components: Mapping[str, Any], seed: int) -> str:
     """``baseline-s0`` or ``center_surround+tuned_norm-s1``."""
     return f"{components_label(components)}-s{seed}"

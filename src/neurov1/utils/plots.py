@@ -1,7 +1,6 @@
 """Figures written next to the result tables (non-interactive backend), atomically like the tables."""
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from neurov1.utils.io import write_bytes_atomic  # noqa: E402
 
 DPI = 120
 
@@ -28,17 +29,11 @@ def save_figure(figure: Figure, path: Path, title: str) -> Path:
 
 
 def write_png(figure: Figure, path: Path) -> Path:
-    """Tight layout, a PNG at ``DPI`` through a temporary file and an atomic rename; closes the figure."""
-    path = Path(path)
-    figure.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Tight layout, a PNG at ``DPI`` written atomically; closes the figure."""
+    buffer = io.BytesIO()
     try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        figure.tight_layout()
+        figure.savefig(buffer, format="png", dpi=DPI)
     finally:
         plt.close(figure)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())

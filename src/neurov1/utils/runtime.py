@@ -1,9 +1,13 @@
-"""Process-level CPU runtime tuning used by the entry points."""
+"""Process-level runtime settings used by the entry points: the compute device, CPU allocator tuning."""
 
 import ctypes
 import ctypes.util
 import logging
 import sys
+
+import torch
+
+from neurov1.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -11,6 +15,22 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _ONE_GIB = 1 << 30
+
+
+def resolve_device(name: str, key: str) -> torch.device:
+    """The device of config key ``key``: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:1``...
+
+    ConfigError for a name torch does not know, or a CUDA device on a machine without one.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"{key}={name!r}: {error}. Set {key}=auto, cpu or cuda.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}={name}: no CUDA device is available. Set {key}=auto or cpu.")
+    return device
 
 
 def keep_large_allocations_in_heap() -> bool:

@@ -31,6 +31,11 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def mean_std(mean: float, std: float, count: int, digits: int = 3) -> str:
+    """``mean ± std`` of ``count`` values (seeds), or the mean alone for a single value."""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if count > 1 else f"{mean:.{digits}f}"
+
+
 def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     """Rows (the first one a header) as CSV text, one line per row."""
     buffer = io.StringIO()
