@@ -102,7 +102,7 @@ def test_run_directories_never_collide():
 
 @pytest.mark.parametrize(
     ("logger", "expected"),
-    [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"), ("wandb", "WandbLogger"), ("none", None)],
+    [("csv", "RunCSVLogger"), ("tensorboard", "TensorBoardLogger"), ("wandb", "WandbLogger"), ("none", None)],
 )
 def test_logger_groups_instantiate(tmp_path, monkeypatch, logger, expected):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

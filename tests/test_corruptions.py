@@ -11,6 +11,7 @@ from neurov1 import corrupt as corrupt_cli
 from neurov1 import corruptions
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, corrupt
 from neurov1.data.demo import demo_images
+from neurov1.errors import OutputWriteError
 
 RANDOM_CORRUPTIONS = {
     "gaussian_noise",
@@ -215,7 +216,7 @@ def test_cli_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputWriteError, match="disk full"):
         corrupt_cli.write_jpeg_atomic(tmp_path / "x" / "a.JPEG", np.zeros((4, 4, 3), np.uint8))
     assert list((tmp_path / "x").iterdir()) == []
 

@@ -3,14 +3,14 @@
 import pytest
 
 from neurov1.errors import ConfigError
-from neurov1.ledger import append_record
+from neurov1.ledger import write_record
 from neurov1.report import build_report
 
 
 def train_record(results, run_dir, components, seed, accuracy, v1=None, **training):
     final = {"val/acc1": accuracy, **(v1 or {})}
     record = {"run_dir": run_dir, "arch": "resnet50", "components": components, "seed": seed, "final": final}
-    append_record(results, "train", {**record, "best": {"value": accuracy}, **training})
+    write_record(results, "train", None, {**record, "best": {"value": accuracy}, **training})
 
 
 def test_tables_from_the_ledger(tmp_path):
@@ -18,9 +18,10 @@ def test_tables_from_the_ledger(tmp_path):
     for seed, (accuracy, overall) in enumerate([(0.60, 0.50), (0.62, 0.54)]):
         train_record(results, f"/runs/base{seed}", [], seed, accuracy, {"v1/overall": overall, "v1/orientation": 0.8})
     train_record(results, "/runs/tuned0", ["tuned_norm"], 0, 0.58)
-    append_record(
+    write_record(
         results,
         "evaluate",
+        None,
         {
             "eval": "v1",
             "checkpoint": "/runs/tuned0/checkpoints/best.ckpt",
@@ -44,13 +45,17 @@ def test_adversarial_and_robustness_tables_keep_their_own_rows(tmp_path):
     free_at = {"adversarial_training": {"replays": 4, "eps": 2 / 255}}
     train_record(results, "/runs/adv", ["tuned_norm"], 0, 0.40, {"v1/overall": 0.7}, **free_at)
     adversarial = {"adversarial/clean_acc1": 0.41, "adversarial/acc1": 0.2}
-    append_record(results, "evaluate", {"eval": "adversarial", "checkpoint": "/runs/adv/b.pt", "metrics": adversarial})
+    write_record(
+        results, "evaluate", None, {"eval": "adversarial", "checkpoint": "/runs/adv/b.pt", "metrics": adversarial}
+    )
     train_record(results, "/runs/tiny", [], 0, 0.30, finetune={"batchnorm": "train"})
     corruption = {"corruption/clean_accuracy": 0.3, "corruption/mean_accuracy": 0.2, "corruption/difference": 0.1}
     corruption |= {"corruption/severity_1": 0.25, "corruption/gaussian_noise": 0.15, "corruption/noise": 0.15}
-    append_record(results, "evaluate", {"eval": "corruption", "checkpoint": "/runs/tiny/b.ckpt", "metrics": corruption})
+    write_record(
+        results, "evaluate", None, {"eval": "corruption", "checkpoint": "/runs/tiny/b.ckpt", "metrics": corruption}
+    )
     untrained = {"eval": "v1", "model": "resnet50-tuned_norm-untrained", "checkpoint": None}
-    append_record(results, "evaluate", {**untrained, "metrics": {"v1/property": 0.5}})
+    write_record(results, "evaluate", None, {**untrained, "metrics": {"v1/property": 0.5}})
     tables = {t.title.split(":")[0]: t for t in build_report(results, tmp_path / "report")["tables"]}
     assert [row[0] for row in tables["Table 1"].rows] == ["resnet50: baseline"]  # not the Free-AT or fine-tuned runs
     free_at_row = ["resnet50: tuned_norm (Free-AT)", "0.400", "0.700", "n/a", "n/a", "0.410", "0.200"]
@@ -99,7 +104,7 @@ def test_elimination_runs_have_their_own_tables(tmp_path, monkeypatch):
     }
     settings = {"start": start, "metric": "val/acc1", "mode": "max", "seeds": [0], "min_components": 1}
     for _ in range(2):  # a finished elimination rerun is recorded again: the report keeps one
-        append_record(results, "elimination", {"sweep_dir": "/sweep", "settings": settings, "rounds": [round0]})
+        write_record(results, "elimination", None, {"sweep_dir": "/sweep", "settings": settings, "rounds": [round0]})
     tables = build_report(results, tmp_path / "report")["tables"]
     titles = [table.title.split(":")[0] for table in tables]
     assert titles == ["Table 1", "Table 2", "Table 3", "Table 5"]
@@ -110,3 +115,24 @@ def test_elimination_runs_have_their_own_tables(tmp_path, monkeypatch):
         ["0", "✓", "", "tuned_norm", "0.4500", "n/a", "n/a", "n/a", ""],
     ]
     assert [row[4] for row in tables[3].rows] == ["0.700", "0.800", "n/a"]  # Table 5: orientation scores
+
+
+def test_a_repeated_run_of_the_same_seed_counts_once_with_a_warning(tmp_path, caplog):
+    results = tmp_path / "results"
+    train_record(results, "/runs/base0", [], 0, 0.60)
+    train_record(results, "/runs/base0-again", [], 0, 0.64)
+    train_record(results, "/runs/base1", [], 1, 0.62)
+    table1 = build_report(results, tmp_path / "report")["tables"][0]
+    assert table1.rows == [["resnet50: baseline", "0.630 ± 0.010", "n/a", "n/a", "n/a"]]  # seeds 0 (newest) and 1
+    (warning,) = [r.getMessage() for r in caplog.records if "trained 2 times" in r.getMessage()]
+    assert "resnet50: baseline, seed 0" in warning and "/runs/base0-again" in warning and "/runs/base0" in warning
+
+
+def test_an_unreadable_record_is_named_and_skipped(tmp_path, caplog):
+    results = tmp_path / "results"
+    train_record(results, "/runs/base0", [], 0, 0.60)
+    broken = results / "records" / "train-broken.json"
+    broken.write_text('{"kind": "train", "run_dir": "/runs/x", "fin')
+    table1 = build_report(results, tmp_path / "report")["tables"][0]
+    assert table1.rows[0][:2] == ["resnet50: baseline", "0.600"]
+    assert any(str(broken) in r.getMessage() and "Skipping ledger record" in r.getMessage() for r in caplog.records)

@@ -1,6 +1,7 @@
 """End to end: the training entry point on the embedded demo data, checkpoints, resume and bad input."""
 
 import json
+import shutil
 import time
 
 import pytest
@@ -39,8 +40,10 @@ def test_checkpoint_rebuilds_the_exact_model(demo_run):
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
 
 
-def test_resume_continues_training(demo_run, tmp_path):
-    last = demo_run / "checkpoints" / "last.ckpt"
+def test_resume_continues_training_in_the_run_folder(demo_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(demo_run, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
     steps_before = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     overrides = [o for o in TINY_DEMO if not o.startswith("trainer.max_epochs")]
     run_module(
@@ -51,9 +54,11 @@ def test_resume_continues_training(demo_run, tmp_path):
         f"ckpt_path={last}",
         log_dir=tmp_path,
     )
-    (run_dir,) = run_dirs(tmp_path)
+    assert run_dirs(tmp_path) == [run_dir]  # no new run folder
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["global_step"] == 2 * steps_before
+    assert metrics["resumed_from"] == str(last)
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2 * steps_before
 
 
 def test_resume_with_another_component_set_is_refused(demo_run, tmp_path):

@@ -170,8 +170,7 @@ class FreeAdversarialModule(NeuroV1Module):
             losses.append(loss.detach())
         self.delta[: len(images)] = delta
         loss = torch.stack(losses).mean()
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
-        self.log("train/acc1", self.train_acc1, prog_bar=True, on_step=False, on_epoch=True)
+        self.log_training(loss)
         self.log("train/optimizer_updates", float(self.global_step), on_step=True)  # m per batch
         self.log("train/effective_epoch", self.global_step / self.trainer.num_training_batches, on_step=True)
         return loss

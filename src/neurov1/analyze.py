@@ -31,7 +31,7 @@ from neurov1.checkpoints import checkpoint_net_config
 from neurov1.errors import ConfigError, check_int
 from neurov1.models import ARCHITECTURES, validate_components
 from neurov1.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
+from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 from neurov1.utils.runtime import resolve_device
@@ -195,7 +195,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="analyze")
 def main(cfg: DictConfig) -> None:
-    with config_errors_exit():
+    with errors_exit():
         analyze(cfg)
 
 

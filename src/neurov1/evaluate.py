@@ -20,12 +20,12 @@ from neurov1.brainscore.report import write_outputs
 from neurov1.brainscore.scoring import V1Settings
 from neurov1.checkpoints import checkpoint_net_config
 from neurov1.errors import ConfigError, check_int
-from neurov1.ledger import append_record
+from neurov1.ledger import write_record
 from neurov1.module import NeuroV1Module
 from neurov1.robustness import accuracy, evaluate_corruptions, load_rows, summary_metrics
 from neurov1.robustness import summarize as summarize_corruptions
 from neurov1.robustness import write_outputs as write_corruption_outputs
-from neurov1.utils.cli import CONFIG_DIR, config_errors_exit, run
+from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
 from neurov1.utils.instantiate import instantiate_loggers
 from neurov1.utils.naming import model_label
 from neurov1.utils.runtime import resolve_device
@@ -178,9 +178,10 @@ def _record_and_log(
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Record the evaluation (with its ``settings``) in the results ledger; log metrics and figure to the loggers."""
-    append_record(
+    write_record(
         cfg.paths.results_dir,
         "evaluate",
+        None,
         {
             "eval": cfg.eval.name,
             "model": label,
@@ -214,7 +215,7 @@ def v1_metrics(report: dict[str, Any]) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
-    with config_errors_exit():
+    with errors_exit():
         report = evaluate(cfg)
     if cfg.eval.name == "adversarial":
         return report["acc1"]

@@ -5,9 +5,11 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from neurov1.errors import ConfigError
+from neurov1.checkpoints import LOWER_LR_HINT
+from neurov1.errors import ConfigError, Diverged
 from neurov1.models import build_resnet, validate_components
 
 
@@ -56,11 +58,17 @@ class NeuroV1Module(L.LightningModule):
                 parameter.requires_grad_(name.startswith("fc."))
         num_classes = net["num_classes"]
         top5 = min(5, num_classes)
+        # The training epoch's running loss and accuracy are part of the checkpoint (persistent), so an epoch resumed
+        # in its middle reports the same epoch values as an uninterrupted one.
+        self.train_loss = MeanMetric()
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        for metric in (self.train_loss, self.train_acc1):
+            metric.persistent(True)
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.loss = nn.CrossEntropyLoss()
+        self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
 
     @property
     def components(self) -> list[str]:
@@ -74,16 +82,53 @@ class NeuroV1Module(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.loss(logits, labels)
-        self.train_acc1(logits, labels)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
-        self.log("train/acc1", self.train_acc1, prog_bar=True, on_step=False, on_epoch=True)
+        self.train_acc1(logits.detach(), labels)
+        self.log_training(loss)
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        """With ``finetune.batchnorm=eval``, BatchNorm layers stay in eval mode: their running statistics are kept.
+    def log_training(self, loss: Tensor) -> None:
+        """Log a step's loss and the epoch's loss and accuracy (``train_acc1`` updated by the step); watch the loss."""
+        self.watch_loss(loss)
+        self.train_loss(loss.detach())
+        self.log("train/loss", self.train_loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/acc1", self.train_acc1, prog_bar=True, on_step=False, on_epoch=True)
 
-        (Lightning restores each submodule's mode after validation, so setting it once per epoch holds.)
+    def watch_loss(self, loss: Tensor) -> None:
+        """Stop with :class:`Diverged` at a non-finite loss.
+
+        The loss of a step is checked at the next one (or at the epoch's end), so the device never waits for the host
+        in the middle of a step; a checkpoint is never written from non-finite weights either
+        (:func:`neurov1.checkpoints.check_finite_weights`).
         """
+        self.check_last_loss()
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
+        self._unchecked_loss = (loss.detach(), self.current_epoch, self.global_step, lr)
+
+    def check_last_loss(self) -> None:
+        if self._unchecked_loss is None:
+            return
+        (loss, epoch, step, lr), self._unchecked_loss = self._unchecked_loss, None
+        if not bool(torch.isfinite(loss)):
+            raise Diverged(
+                f"non-finite loss {float(loss)} at epoch {epoch}, step {step}, learning rate {lr:g}. {LOWER_LR_HINT} "
+                f"(e.g. model.optimizer.lr={lr / 10:g}); metrics.json says diverged and no checkpoint holds these "
+                "weights."
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self.check_last_loss()
+
+    def on_validation_start(self) -> None:
+        self.check_last_loss()
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's running loss and accuracy afresh; with ``finetune.batchnorm=eval``, freeze BatchNorm.
+
+        (Lightning restores each submodule's mode after validation, so setting it once per epoch holds. An epoch
+        resumed in its middle does not start again: its restored running metrics carry on.)
+        """
+        self.train_loss.reset()
+        self.train_acc1.reset()
         if (self.hparams.get("finetune") or {}).get("batchnorm") == "eval":
             for module in self.net.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):

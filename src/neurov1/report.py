@@ -17,6 +17,7 @@ checkpoints.
 """
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -32,6 +33,7 @@ from neurov1.elimination import score_cell, trace_rows, trace_table
 from neurov1.errors import ConfigError
 from neurov1.ledger import load_records
 from neurov1.robustness import robustness_tables, summary_from_metrics
+from neurov1.utils.cli import errors_exit
 from neurov1.utils.io import write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import Table, csv_text, markdown, mean_std
@@ -55,6 +57,8 @@ NO_V1_SCORES = (
 
 Stats = dict[str, tuple[float, float, int]]
 
+log = logging.getLogger(__name__)
+
 
 def training_kind(record: dict[str, Any]) -> str:
     if record.get("adversarial_training"):
@@ -62,20 +66,32 @@ def training_kind(record: dict[str, Any]) -> str:
     return "finetune" if record.get("finetune") else "standard"
 
 
+def _label(record: dict[str, Any], kind: str) -> str:
+    return f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{KIND_SUFFIX[kind]}"
+
+
+def failed_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Train records of runs that did not complete honestly (e.g. diverged): no table counts them."""
+    return [r for r in records if r["kind"] == "train" and r.get("status", "completed") != "completed"]
+
+
 def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per train run (by run dir): label, training kind, seed and every metric, evaluations of its checkpoints too."""
+    """Per completed train run (by run dir, oldest first): label, training kind, seed and every metric.
+
+    Evaluations of a run's checkpoints add their metrics to it.
+    """
     runs = {}
     for record in records:
-        if record["kind"] != "train":
+        if record["kind"] != "train" or record.get("status", "completed") != "completed":
             continue
         kind = training_kind(record)
         metrics = {key: value for key, value in record["final"].items() if not key.startswith(("train/", "val/"))}
         metrics["val/acc1"] = record["best"]["value"]
-        label = f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{KIND_SUFFIX[kind]}"
         runs[os.path.abspath(record["run_dir"])] = {
-            "label": label,
+            "label": _label(record, kind),
             "kind": kind,
             "seed": record["seed"],
+            "run_dir": os.path.abspath(record["run_dir"]),
             "metrics": metrics,
         }
     for record in records:
@@ -85,6 +101,38 @@ def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 if checkpoint.startswith(run_dir + "/"):
                     run["metrics"].update(record["metrics"])
     return runs
+
+
+def one_run_per_seed(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest run of each (model, seed): a repeated run is not an extra seed. A warning names the repeats."""
+    newest: dict[tuple[str, int], dict[str, Any]] = {}
+    repeats: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for run in runs:  # oldest first
+        key = (run["label"], run["seed"])
+        if key in newest:
+            repeats[key].append(newest[key]["run_dir"])
+        newest[key] = run
+    for (label, seed), older in repeats.items():
+        log.warning(
+            "%s, seed %s was trained %d times; the report counts the newest run (%s), not %s",
+            label,
+            seed,
+            len(older) + 1,
+            newest[(label, seed)]["run_dir"],
+            ", ".join(older),
+        )
+    return list(newest.values())
+
+
+def failed_table(records: list[dict[str, Any]]) -> Table:
+    """The runs that did not complete, left out of every other table."""
+    table = Table("Runs that did not complete (left out of every table)", ["model", "seed", "status", "reason", "run"])
+    for record in records:
+        reason = (record.get("failure") or "").split(". ")[0]
+        table.rows.append(
+            [_label(record, training_kind(record)), str(record["seed"]), record["status"], reason, record["run_dir"]]
+        )
+    return table
 
 
 def aggregate(runs: Iterable[dict[str, Any]]) -> dict[str, Stats]:
@@ -175,7 +223,9 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
         os.path.abspath(run) for record in eliminations for _, e, _ in trace_rows(record["rounds"]) for run in e["runs"]
     }
     by_kind = {
-        kind: aggregate(r for run_dir, r in runs.items() if r["kind"] == kind and run_dir not in in_elimination)
+        kind: aggregate(
+            one_run_per_seed(r for run_dir, r in runs.items() if r["kind"] == kind and run_dir not in in_elimination)
+        )
         for kind in KIND_SUFFIX
     }
     tables = []
@@ -205,6 +255,8 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
     }
     if robust:
         tables += robustness_tables(robust)
+    if failed := failed_runs(records):
+        tables.append(failed_table(failed))
     return tables, by_kind
 
 
@@ -300,10 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wandb-project", default="neurov1")
     parser.add_argument("--wandb-mode", default="auto", help="auto (offline without key/network) | online | offline")
     args = parser.parse_args(argv)
-    try:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    with errors_exit():
         report = build_report(args.results_dir, args.out or args.results_dir / "report")
-    except ConfigError as error:
-        raise SystemExit(f"ConfigError: {error}") from None
     print(report["paths"]["markdown"].read_text())
     files = [path for value in report["paths"].values() for path in (value if isinstance(value, list) else [value])]
     print(f"Written: {', '.join(map(str, files))}", file=sys.stderr)

@@ -19,7 +19,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from neurov1 import elimination
-from neurov1.ledger import append_record
+from neurov1.ledger import write_record
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class BackwardEliminationSweeper(Sweeper):
                 _ = failed.return_value  # raises the job's error; the finished runs are kept for the rerun
         log.info("Backward elimination done: %s; trace in %s", "+".join(trace.final), sweep_dir / "elimination.md")
         record = {"sweep_dir": str(sweep_dir), "name": self.name, "settings": asdict(self.settings)}
-        append_record(self.config.paths.results_dir, "elimination", {**record, "rounds": trace.rounds})
+        write_record(self.config.paths.results_dir, "elimination", None, {**record, "rounds": trace.rounds})
         return trace
 
     def _update(self, sweep_dir: Path, arguments: list[str]) -> elimination.Trace:

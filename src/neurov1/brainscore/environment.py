@@ -9,12 +9,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-
-def default_cache_dir() -> Path:
-    """``$NEUROV1_CACHE_DIR`` or ``<user cache dir>/neurov1`` (``~/.cache/neurov1`` on Linux)."""
-    if "NEUROV1_CACHE_DIR" in os.environ:
-        return Path(os.environ["NEUROV1_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neurov1"
+from neurov1.utils.io import default_cache_dir
 
 
 def configure_brainscore(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from neurov1.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
-from neurov1.brainscore.environment import default_cache_dir, import_brainscore
+from neurov1.brainscore.environment import import_brainscore
 from neurov1.errors import ConfigError
+from neurov1.utils.io import default_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from torchvision import transforms as T
 
 from neurov1.data.base import BaseDataModule
 from neurov1.data.folders import check_train_size
+from neurov1.data.sampling import SampleKey, sample_random_state, split_key
 from neurov1.data.transforms import FIVE_CROP_RATIO, ChannelStat, FiveCropViews, per_channel
 from neurov1.errors import ConfigError, check_int
 
@@ -95,10 +96,13 @@ class NormalizedTensorDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, int]:
+        index, seed = split_key(key)
         image = self.images[index]
-        if self.flip and torch.rand(()) < 0.5:
-            image = image.flip(-1)
+        if self.flip:
+            with sample_random_state(seed):
+                flip = bool(torch.rand(()) < 0.5)
+            image = image.flip(-1) if flip else image
         image = (image.float() / 255 - self.mean) / self.std
         return (image if self.views is None else self.views(image)), int(self.labels[index])
 
@@ -122,8 +126,9 @@ class DemoDataModule(BaseDataModule):
         mean: ChannelStat = 0.5,
         std: ChannelStat = 0.5,
         five_crop: bool = False,
+        shuffle_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std, five_crop)
+        super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std, five_crop, shuffle_seed)
         self.num_classes = num_classes
         self.train_per_class = train_per_class
         self.val_per_class = val_per_class

@@ -1,6 +1,7 @@
 """Image-folder listing, layout and decode checks, and dataset/loader plumbing shared by the data modules."""
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -8,14 +9,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from neurov1.errors import ConfigError, check_int
+from neurov1.data.sampling import SampleKey, sample_random_state, split_key
+from neurov1.errors import ConfigError, check_int, one_line
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 VERIFY_MODES = ("none", "sample", "all")
+ON_BAD_IMAGE = ("error", "skip")
+# With data.on_bad_image=skip an unreadable image is replaced by the next one; this many in a row is a broken set.
+MAX_CONSECUTIVE_UNREADABLE = 100
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -72,17 +77,26 @@ def class_images(split_dir: Path, wnids: Sequence[str], subfolder: str = "") -> 
     return paths, labels
 
 
+def check_choice(value: str, choices: Sequence[str], key: str, fix: str) -> str:
+    """Return value if it is one of ``choices``, else raise a ConfigError naming ``key`` and ``fix``."""
+    if value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}. {fix}")
+    return value
+
+
 def check_verify_mode(verify: str) -> str:
     """Return verify if it is a known mode, else raise ConfigError."""
-    if verify not in VERIFY_MODES:
-        raise ConfigError(
-            f"data.verify: {verify!r} is not one of {', '.join(VERIFY_MODES)}. "
-            "Set data.verify=sample (header check of one image per class), all, or none."
-        )
-    return verify
+    fix = "Set data.verify=sample (header check of one image per class), all, or none."
+    return check_choice(verify, VERIFY_MODES, "data.verify", fix)
 
 
-def verify_images(paths: Iterable[Path]) -> int:
+def check_on_bad_image(value: str) -> str:
+    """Return value if it is a known policy for unreadable images, else raise ConfigError."""
+    fix = "Set data.on_bad_image=error (stop there) or skip (train on the next image instead and count it)."
+    return check_choice(value, ON_BAD_IMAGE, "data.on_bad_image", fix)
+
+
+def verify_headers(paths: Iterable[Path]) -> int:
     """Check that each image's header decodes (PIL verify); return the count checked."""
     count = 0
     for path in paths:
@@ -105,25 +119,37 @@ def load_rgb(path: str) -> Image.Image:
             return image.convert("RGB")
     except DECODE_ERRORS as err:
         raise ConfigError(
-            f"data.root: cannot decode image {path} ({type(err).__name__}: {err}). Remove or replace the "
-            "file; run with data.verify=all to find every unreadable image before training."
+            f"data.root: cannot decode image {path} ({type(err).__name__}: {err}). Remove or replace the file, "
+            "or set data.on_bad_image=skip; data.verify=all finds every unreadable image before training."
         ) from err
 
 
 class ImageFileDataset(Dataset):
-    """Labelled image files under one folder.
+    """Labelled image files under one folder, indexed by position or by a training sampler's ``(index, seed)``.
 
     Relative paths and labels are held in numpy arrays rather than Python lists, so forked DataLoader workers
     share them instead of copying them page by page through reference-count writes.
+
+    ``skip_unreadable``: an image that cannot be decoded is replaced by the next readable one (with its label)
+    instead of stopping the run; each is logged once and marked in a byte array shared with the DataLoader
+    workers, so :meth:`unreadable_files` lists them in the main process.
     """
 
-    def __init__(self, root: Path, relative_paths: Sequence[str], labels: Sequence[int], transform: Callable) -> None:
+    def __init__(
+        self,
+        root: Path,
+        relative_paths: Sequence[str],
+        labels: Sequence[int],
+        transform: Callable,
+        skip_unreadable: bool = False,
+    ) -> None:
         if len(relative_paths) != len(labels):
             raise ValueError(f"{len(relative_paths)} paths but {len(labels)} labels")
         self.root = root
         self.relative_paths = np.array([os.fsencode(p) for p in relative_paths], dtype=np.bytes_)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
+        self.unreadable = multiprocessing.RawArray("B", len(self.labels)) if skip_unreadable else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -132,8 +158,34 @@ class ImageFileDataset(Dataset):
         """Full path of the image at index."""
         return os.path.join(self.root, os.fsdecode(self.relative_paths[index]))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(load_rgb(self.path(index))), int(self.labels[index])
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, int]:
+        index, seed = split_key(key)
+        image, index = self._read(index)
+        with sample_random_state(seed):
+            return self.transform(image), int(self.labels[index])
+
+    def _read(self, index: int) -> tuple[Image.Image, int]:
+        """The image at index or, when skipping unreadable files, the next readable one; and its index."""
+        for _ in range(min(len(self), MAX_CONSECUTIVE_UNREADABLE)):
+            try:
+                return load_rgb(self.path(index)), index
+            except ConfigError as error:
+                if self.unreadable is None:
+                    raise
+                if not self.unreadable[index]:
+                    self.unreadable[index] = 1
+                    log.warning("data.on_bad_image=skip: %s", one_line(error))
+                index = (index + 1) % len(self)
+        raise ConfigError(
+            f"data.on_bad_image=skip: {MAX_CONSECUTIVE_UNREADABLE} images in a row before {self.path(index)} cannot "
+            "be decoded; the data under data.root is damaged. Run with data.verify=all to list every unreadable file."
+        )
+
+    def unreadable_files(self) -> list[str]:
+        """The files skipped so far as unreadable (by any worker)."""
+        if self.unreadable is None:
+            return []
+        return [self.path(int(i)) for i in np.flatnonzero(np.frombuffer(self.unreadable, dtype=np.uint8))]
 
 
 def check_loader_settings(batch_size: object, num_workers: object) -> None:
@@ -151,14 +203,26 @@ def check_train_size(train_size: int, batch_size: int, where: Path | str) -> Non
         )
 
 
-def make_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool, train: bool) -> DataLoader:
-    """Shuffled, drop_last loader for training; ordered, complete loader for validation."""
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool,
+    train: bool,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """drop_last loader for training, complete loader for evaluation; in ``sampler``'s order, else dataset order.
+
+    The loader has a generator of its own, so starting its workers never draws from the global RNG (which a resumed
+    run restores from its checkpoint).
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=train,
+        sampler=sampler,
         drop_last=train,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        generator=torch.Generator(),
     )

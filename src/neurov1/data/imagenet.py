@@ -125,4 +125,4 @@ class ImageNetDataModule(ImageFolderDataModule):
             )
         paths, labels = class_images(self.root / split, self._class_names)
         log.info("ImageNet %s: %d images", split, len(paths))
-        return ImageFileDataset(self.root / split, paths, labels, transform)
+        return ImageFileDataset(self.root / split, paths, labels, transform, self.on_bad_image == "skip")

@@ -139,4 +139,4 @@ class TinyImageNetDataModule(ImageFolderDataModule):
                 self.image_size, self.mean, self.std
             )
         log.info("Tiny-ImageNet %s: %d images", split, len(paths))
-        return ImageFileDataset(folder, paths, labels, transform)
+        return ImageFileDataset(folder, paths, labels, transform, self.on_bad_image == "skip")

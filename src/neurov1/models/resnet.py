@@ -25,6 +25,7 @@ from neurov1.components import (
     PolarTransform,
     TunedNormalization,
 )
+from neurov1.errors import ConfigError
 from neurov1.models.components import validate_components
 
 ARCHITECTURES: dict[str, tuple[type[nn.Module], list[int]]] = {
@@ -152,15 +153,29 @@ def build_resnet(
                     else TunedNormalization(channels)
                 )
         elif name == "cortical_mag":
-            center = params["center"]
-            model.maxpool = PolarTransform(
-                input_size=after_conv1,
-                output_size=v1_size,
-                radius_bins=params["radius_bins"],
-                angle_bins=params["angle_bins"],
-                center=None if center is None else tuple(center),
-            )
+            model.maxpool = _polar_transform(params, after_conv1, v1_size, input_size)
     return model
+
+
+def _polar_transform(params: Mapping[str, Any], stem_size: int, v1_size: int, input_size: int) -> PolarTransform:
+    """The stem's PolarTransform; ConfigError when its rings do not fit the stem map of this input size."""
+    center = params["center"]
+    try:
+        return PolarTransform(
+            input_size=stem_size,
+            output_size=v1_size,
+            radius_bins=params["radius_bins"],
+            angle_bins=params["angle_bins"],
+            center=None if center is None else tuple(center),
+        )
+    except ValueError as error:
+        field = "center" if str(error).startswith("PolarTransform: center") else "radius_bins"
+        key = f"model.net.components.cortical_mag.{field}"
+        raise ConfigError(
+            f"{key}: {error} (the stem map is {stem_size}x{stem_size} px for model.net.input_size={input_size}). "
+            f"Set {key} for this size (radius_bins: edges in stem pixels, e.g. [0,1,2,3,4,6,8]) or train at "
+            "model.net.input_size>=64."
+        ) from None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,16 +3,19 @@
 import contextlib
 import difflib
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from neurov1.errors import ConfigError
+from neurov1.errors import ConfigError, RunError, one_line
+from neurov1.utils.io import check_writable
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "conf"
+MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR) -> None:
@@ -36,18 +39,58 @@ def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR)
                 )
 
 
+def override_value(arguments: list[str], key: str) -> str | None:
+    """The value the command line gives ``key`` (``key=value``, also with ``+`` or ``++``), or None."""
+    for argument in arguments:
+        name, separator, value = argument.partition("=")
+        if separator and name.lstrip("+") == key:
+            return value
+    return None
+
+
+def check_output_folder(arguments: list[str]) -> None:
+    """ConfigError before Hydra starts when the folder it would create the run in cannot be written.
+
+    (Hydra itself would fail with a traceback when creating the run folder.)
+    """
+    multirun = any(argument in MULTIRUN_FLAGS for argument in arguments)
+    folder_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    folder = override_value(arguments, folder_key)
+    if folder is None:
+        folder_key = "paths.log_dir"
+        folder = override_value(arguments, folder_key) or os.environ.get("NEUROV1_LOG_DIR", "outputs")
+    if "${" not in folder:
+        check_writable(folder.strip("'\""), folder_key)
+
+
+def _log_traceback_to_files(error: BaseException) -> None:
+    """The full traceback of ``error`` into the run's log file only (the console gets one line)."""
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "Traceback:", (), (type(error), error, error.__traceback__)
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 @contextlib.contextmanager
-def config_errors_exit() -> Iterator[None]:
-    """Turn a :class:`ConfigError` into one ``ConfigError: ...`` line and exit status 1, without a traceback."""
+def errors_exit() -> Iterator[None]:
+    """Turn a :class:`RunError` into one ``<Type>: ...`` line and exit status 1; the traceback goes to the log file."""
     try:
         yield
-    except ConfigError as error:
-        log.error("%s", error)
-        raise SystemExit(f"ConfigError: {error}") from None
+    except RunError as error:
+        message = one_line(error)
+        if logging.getLogger().handlers:  # the run's log (before Hydra starts, only the exit message says it)
+            log.error("%s: %s", type(error).__name__, message)
+            _log_traceback_to_files(error)
+        raise SystemExit(f"{type(error).__name__}: {message}") from None
 
 
-def run(main: Callable[[], object]) -> None:
-    """Check the command line, then call a ``@hydra.main`` function."""
-    with config_errors_exit():
+def run(main: Callable[[], object], rewrite: Callable[[list[str]], list[str]] | None = None) -> None:
+    """Check the command line (``rewrite`` it first, e.g. to resume in a run's folder), then call a Hydra main."""
+    with errors_exit():
         check_component_choices(sys.argv[1:])
+        if rewrite is not None:
+            sys.argv[1:] = rewrite(sys.argv[1:])
+        check_output_folder(sys.argv[1:])
     main()
