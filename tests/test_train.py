@@ -40,6 +40,14 @@ def test_checkpoint_rebuilds_the_exact_model(demo_run):
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
 
 
+def test_a_checkpoint_without_the_running_training_metrics_still_loads(demo_run, tmp_path):
+    checkpoint = torch.load(demo_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    model = NeuroV1Module.load_from_checkpoint(tmp_path / "older.ckpt", map_location="cpu")
+    assert torch.equal(model.net.conv1.weight, checkpoint["state_dict"]["net.conv1.weight"])
+
+
 def test_resume_continues_training_in_the_run_folder(demo_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(demo_run, run_dir)

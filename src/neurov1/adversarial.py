@@ -146,6 +146,7 @@ class FreeAdversarialModule(NeuroV1Module):
             checkpoint[DELTA_KEY] = self.delta.detach().cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.delta = checkpoint.get(DELTA_KEY)  # None from a standard checkpoint or one saved before any batch
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

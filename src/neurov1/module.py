@@ -70,6 +70,13 @@ class NeuroV1Module(L.LightningModule):
         self.loss = nn.CrossEntropyLoss()
         self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint written before the running training metrics were saved in it loads with them empty."""
+        state = checkpoint["state_dict"]
+        for key, value in self.state_dict().items():
+            if key.startswith(("train_loss.", "train_acc1.")):
+                state.setdefault(key, value)
+
     @property
     def components(self) -> list[str]:
         """Names of the components in this model, in canonical order."""
