@@ -1,11 +1,11 @@
-# neurov1: make install | make demo | make test | make bench
+# neurov1: make install | make demo | make test | make bench | make bench-gpu
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tests run in 2 processes on the 2-core reference machine, one torch thread each.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench bench-gpu lint clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ test-slow:
 	$(PY) -m pytest -m slow
 
 bench:
-	$(PY) -m neurov1.bench
+	$(PY) -m neurov1.bench model data
+
+# On a GPU node: data path with all cores, end-to-end training images/s, memory, 100-epoch estimate (< 10 min).
+bench-gpu:
+	$(PY) -m neurov1.bench gpu
 
 lint:
 	$(VENV)/bin/ruff check src tests

@@ -39,7 +39,16 @@ def components_of(cfg) -> list[str]:
 def test_component_presets(overrides, expected):
     cfg = compose_train(*overrides)
     assert components_of(cfg) == expected
-    assert set(cfg.model) == {"_target_", "_recursive_", "_convert_", "net", "optimizer", "scheduler"}
+    assert set(cfg.model) == {
+        "_target_",
+        "_recursive_",
+        "_convert_",
+        "net",
+        "optimizer",
+        "scheduler",
+        "channels_last",
+        "compile",
+    }
 
 
 def test_component_parameter_override():

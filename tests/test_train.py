@@ -168,3 +168,33 @@ def test_initial_weights_bring_the_classifier_only_when_asked_and_it_fits(tmp_pa
         target.net.fc.weight, source.net.fc.weight
     )
     assert fc_equal == loaded
+
+
+def test_the_composite_model_compiles_without_graph_breaks():
+    from torch import _dynamo
+
+    from neurov1.models import build_resnet
+
+    components = {name: {} for name in ALL}
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        net = build_resnet("resnet18", 10, 64, components).to(memory_format=memory_format).train()
+        explanation = _dynamo.explain(net)(torch.randn(4, 3, 64, 64).contiguous(memory_format=memory_format))
+        assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+def test_compiled_channels_last_training_on_cpu_keeps_eager_checkpoints(tmp_path):
+    run_module(
+        "neurov1.train",
+        *TINY_DEMO,
+        "+model/components=all",
+        "model.compile=true",
+        "model.channels_last=true",
+        log_dir=tmp_path,
+    )
+    (run_dir,) = run_dirs(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["global_step"] == 5
+    model = NeuroV1Module.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert not any("_orig_mod" in key for key in model.state_dict())
+    with torch.no_grad():
+        assert torch.isfinite(model.eval()(torch.randn(2, 3, 64, 64))).all()

@@ -121,6 +121,7 @@ class FreeAdversarialModule(NeuroV1Module):
 
         (-1, unlimited, stays unlimited.) A Trainer fits this module once: setup converts its ``max_epochs``.
         """
+        super().setup(stage)
         loop = self.trainer.fit_loop
         if stage == "fit" and loop.max_epochs > 0:
             loop.max_epochs = math.ceil(loop.max_epochs / self.hparams["adversarial"]["replays"])
@@ -249,7 +250,7 @@ def pgd_accuracy(
     started = time.time()
     with tqdm(total=len(dataset), unit="img", desc=f"PGD-{attack.steps}") as progress:
         for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
+            images, labels = datamodule.device_transform(images.to(device)), labels.to(device)
             adversarial = attack.perturb(net, space.pixels(images), labels, space, generator)
             with torch.no_grad():
                 clean += int((net(images).argmax(-1) == labels).sum())

@@ -104,7 +104,7 @@ def evaluate_corruption(cfg: DictConfig) -> dict[str, Any]:
         datamodule = hydra.utils.instantiate(cfg.data)
         datamodule.validate()
         datamodule.setup("validate")
-        clean_result = accuracy(net, datamodule.val_dataloader())
+        clean_result = accuracy(net, datamodule.val_dataloader(), datamodule.device_transform)
         clean = clean_result["accuracy"]
     result = evaluate_corruptions(
         net,

@@ -39,11 +39,20 @@ class NeuroV1Module(L.LightningModule):
         scheduler: dict[str, Any],
         finetune: dict[str, Any] | None = None,
         adversarial: dict[str, Any] | None = None,
+        channels_last: bool | str = "auto",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         net = {**net, "components": validate_components(net.get("components") or {})}
         if finetune is not None and finetune.get("batchnorm") not in ("train", "eval"):
             raise ConfigError(f"finetune.batchnorm must be train or eval, got {finetune.get('batchnorm')!r}")
+        if channels_last not in (True, False, "auto"):
+            raise ConfigError(f"model.channels_last: true, false or auto (on GPUs), got {channels_last!r}.")
+        if not isinstance(compile, bool):
+            raise ConfigError(f"model.compile: true or false, got {compile!r}.")
+        # How the network runs (not what it is): not hyperparameters, so a checkpoint loads as a plain eager model.
+        self.channels_last = channels_last
+        self.compile_net = compile
         hparams = {
             "net": net,
             "optimizer": dict(optimizer),
@@ -69,6 +78,18 @@ class NeuroV1Module(L.LightningModule):
         self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.loss = nn.CrossEntropyLoss()
         self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
+
+    def setup(self, stage: str) -> None:
+        """Channels-last memory format (``channels_last``: true, or auto on a GPU) and ``torch.compile`` (``compile``).
+
+        ``nn.Module.compile`` compiles the network in place, so parameter names (and checkpoints) stay those of the
+        eager model.
+        """
+        on_gpu = self.trainer.strategy.root_device.type == "cuda"
+        if self.channels_last is True or (self.channels_last == "auto" and on_gpu):
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net and getattr(self.net, "_compiled_call_impl", None) is None:
+            self.net.compile()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A checkpoint written before the running training metrics were saved in it loads with them empty."""

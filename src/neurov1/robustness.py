@@ -9,16 +9,18 @@ and a plot of accuracy against severity per corruption group.
 import csv
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
+from neurov1.data.decode import ExactDecode
 from neurov1.data.folders import ImageFileDataset, class_images
 from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform
 from neurov1.errors import ConfigError
@@ -81,16 +83,19 @@ def _probabilities(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(net: nn.Module, loader: DataLoader) -> dict[str, float | None]:
+def accuracy(
+    net: nn.Module, loader: DataLoader, to_input: Callable[[Tensor], Tensor] = lambda images: images
+) -> dict[str, float | None]:
     """Top-1 accuracy of ``net`` on ``loader``; for five-crop batches also the single (centre) crop's accuracy.
 
+    ``to_input``: the data module's device transform of a batch (:meth:`BaseDataModule.device_transform`).
     Returns ``{"accuracy": ..., "single_crop": ..., "five_crop": ... or None}``; ``accuracy`` is the five-crop one
     when the loader yields five crops.
     """
     device = next(net.parameters()).device
     single = five = total = 0
     for images, labels in loader:
-        images = images.to(device)
+        images = to_input(images.to(device))
         if images.ndim == 5:
             views = net(images.flatten(0, 1)).unflatten(0, images.shape[:2])
             five += int((views.softmax(-1).mean(1).argmax(-1).cpu() == labels).sum())
@@ -135,7 +140,7 @@ def evaluate_corruptions(
         if limit_per_condition:
             keep = np.linspace(0, len(paths) - 1, min(limit_per_condition, len(paths))).astype(int)
             paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
-        datasets.append(ImageFileDataset(folder, paths, labels, transform))
+        datasets.append(ImageFileDataset(folder, paths, labels, ExactDecode(transform)))
     net.eval()
     device = next(net.parameters()).device
     correct, counts = np.zeros(len(conditions)), np.zeros(len(conditions))

@@ -22,6 +22,7 @@ import hydra
 import lightning as L
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -242,8 +243,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_init") and resume is None:
         load_initial_weights(model, cfg.ckpt_init, classifier=finetune is None)
     datamodule.verify_all()
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse the monitor)
+        callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
     if resume is not None:
         resume_loggers(loggers, resume.logger_step)
     trainer: L.Trainer = instantiate(

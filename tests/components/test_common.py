@@ -87,3 +87,23 @@ def test_runs_in_any_float_dtype(name, dtype):
 def test_cuda_matches_cpu(name):
     module, x = build(name)
     torch.testing.assert_close(module.cuda()(x.cuda()).cpu(), module.cpu()(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_channels_last_inputs_and_weights_give_the_same_result_and_gradients(name):
+    module, x = build(name)
+    x.requires_grad_(True)
+    expected = module(x)
+    expected.sum().backward()
+    expected_grads = {n: p.grad.clone() for n, p in module.named_parameters()}
+    expected_input_grad = x.grad.clone()
+    module.zero_grad()
+    x.grad = None
+    last = module.to(memory_format=torch.channels_last)
+    x_last = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = last(x_last)
+    out.sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x_last.grad, expected_input_grad, rtol=1e-4, atol=1e-5)
+    for parameter_name, parameter in last.named_parameters():
+        torch.testing.assert_close(parameter.grad, expected_grads[parameter_name], rtol=1e-4, atol=1e-5)

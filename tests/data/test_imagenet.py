@@ -50,18 +50,25 @@ def test_extensions_are_case_insensitive_and_other_files_ignored(imagenet_root):
     assert len(module.train_dataset) == 14
 
 
-def test_batches_have_paper_shapes_and_labels_match_folders(imagenet_root):
-    module = data_module(imagenet_root)
+@pytest.mark.parametrize("decode", ["fast", "exact"])
+def test_batches_have_paper_shapes_and_labels_match_folders(imagenet_root, decode):
+    module = data_module(imagenet_root, decode=decode)
     module.setup("fit")
     train_batches = list(module.train_dataloader())
     assert len(train_batches) == 3
     images, labels = train_batches[0]
-    assert images.shape == (4, 3, 64, 64)
+    # fast: uint8 pixels out of the workers, converted and normalised on the device; exact: the paper's tensors
+    assert (images.shape, images.dtype) == (
+        ((4, 64, 64, 3), torch.uint8) if decode == "fast" else ((4, 3, 64, 64), torch.float32)
+    )
+    assert module.device_transform(images).shape == (4, 3, 64, 64)
     assert labels.dtype == torch.int64
     assert sorted(torch.cat([b[1] for b in train_batches]).tolist()) == [0] * 4 + [1] * 4 + [2] * 4
     val_batches = list(module.val_dataloader())
-    images, labels = torch.cat([b[0] for b in val_batches]), torch.cat([b[1] for b in val_batches])
+    images = module.device_transform(torch.cat([b[0] for b in val_batches]))
+    labels = torch.cat([b[1] for b in val_batches])
     assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert images.min() >= -1 and images.max() <= 1
     dominant_channel = images.mean(dim=(2, 3)).argmax(dim=1)
     assert torch.equal(dominant_channel, labels)
 

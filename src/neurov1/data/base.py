@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from neurov1.data.folders import (
@@ -95,6 +96,24 @@ class BaseDataModule(L.LightningDataModule):
         return make_loader(
             self.val_dataset, self.batch_size, self.num_workers, self.pin_memory, train=False, sampler=sampler
         )
+
+    def device_transform(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels as the loader hands them over -> the network's input, on the images' device.
+
+        uint8 (..., H, W, 3) (the fast decoding path) becomes float (..., 3, H, W), scaled to [0, 1] and normalised
+        with ``mean``/``std``; the channel move is a view, so a batch comes out in channels-last layout without a
+        copy. Float images (already normalised by the reference transforms) pass unchanged.
+        """
+        if images.dtype != torch.uint8:
+            return images
+        mean, std = (torch.tensor(per_channel(v, "data"), device=images.device) for v in (self.mean, self.std))
+        scale, shift = (1 / (255 * std)).view(3, 1, 1), (-mean / std).view(3, 1, 1)
+        return images.movedim(-1, -3).float().mul_(scale).add_(shift)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning's hook: the device transform of every batch (so a GPU converts and normalises)."""
+        images, *rest = batch
+        return (self.device_transform(images), *rest)
 
     def state_dict(self) -> dict[str, Any]:
         """The position in the training order (saved in every checkpoint taken while fitting)."""

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neurov1.data.sampling import SampleKey, sample_random_state, split_key
-from neurov1.errors import ConfigError, check_int, one_line
+from neurov1.errors import ConfigError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -112,23 +112,20 @@ def verify_headers(paths: Iterable[Path]) -> int:
     return count
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Decode an image file as RGB; a decode failure becomes a ConfigError naming the file."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except DECODE_ERRORS as err:
-        raise ConfigError(
-            f"data.root: cannot decode image {path} ({type(err).__name__}: {err}). Remove or replace the file, "
-            "or set data.on_bad_image=skip; data.verify=all finds every unreadable image before training."
-        ) from err
+def unreadable_image(path: str, error: BaseException) -> ConfigError:
+    """The one-line error for an image that cannot be decoded."""
+    return ConfigError(
+        f"data.root: cannot decode image {path} ({type(error).__name__}: {error}). Remove or replace the file, "
+        "or set data.on_bad_image=skip; data.verify=all finds every unreadable image before training."
+    )
 
 
 class ImageFileDataset(Dataset):
     """Labelled image files under one folder, indexed by position or by a training sampler's ``(index, seed)``.
 
-    Relative paths and labels are held in numpy arrays rather than Python lists, so forked DataLoader workers
-    share them instead of copying them page by page through reference-count writes.
+    ``decode`` turns the opened (not yet decoded) image into the sample (:mod:`neurov1.data.decode`), with torch's
+    RNG seeded by the sample's seed. Relative paths and labels are held in numpy arrays rather than Python lists, so
+    forked DataLoader workers share them instead of copying them page by page through reference-count writes.
 
     ``skip_unreadable``: an image that cannot be decoded is replaced by the next readable one (with its label)
     instead of stopping the run; each is logged once and marked in a byte array shared with the DataLoader
@@ -140,7 +137,7 @@ class ImageFileDataset(Dataset):
         root: Path,
         relative_paths: Sequence[str],
         labels: Sequence[int],
-        transform: Callable,
+        decode: Callable[[Image.Image], torch.Tensor],
         skip_unreadable: bool = False,
     ) -> None:
         if len(relative_paths) != len(labels):
@@ -148,7 +145,7 @@ class ImageFileDataset(Dataset):
         self.root = root
         self.relative_paths = np.array([os.fsencode(p) for p in relative_paths], dtype=np.bytes_)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.transform = transform
+        self.decode = decode
         self.unreadable = multiprocessing.RawArray("B", len(self.labels)) if skip_unreadable else None
 
     def __len__(self) -> int:
@@ -159,22 +156,19 @@ class ImageFileDataset(Dataset):
         return os.path.join(self.root, os.fsdecode(self.relative_paths[index]))
 
     def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, int]:
+        """The sample at the key's index or, when skipping unreadable files, at the next readable one."""
         index, seed = split_key(key)
-        image, index = self._read(index)
-        with sample_random_state(seed):
-            return self.transform(image), int(self.labels[index])
-
-    def _read(self, index: int) -> tuple[Image.Image, int]:
-        """The image at index or, when skipping unreadable files, the next readable one; and its index."""
         for _ in range(min(len(self), MAX_CONSECUTIVE_UNREADABLE)):
+            path = self.path(index)
             try:
-                return load_rgb(self.path(index)), index
-            except ConfigError as error:
+                with sample_random_state(seed), Image.open(path) as image:
+                    return self.decode(image), int(self.labels[index])
+            except DECODE_ERRORS as err:
                 if self.unreadable is None:
-                    raise
+                    raise unreadable_image(path, err) from err
                 if not self.unreadable[index]:
                     self.unreadable[index] = 1
-                    log.warning("data.on_bad_image=skip: %s", one_line(error))
+                    log.warning("data.on_bad_image=skip: %s", unreadable_image(path, err))
                 index = (index + 1) % len(self)
         raise ConfigError(
             f"data.on_bad_image=skip: {MAX_CONSECUTIVE_UNREADABLE} images in a row before {self.path(index)} cannot "

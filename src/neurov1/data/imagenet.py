@@ -2,13 +2,15 @@
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from neurov1.data.base import ImageFolderDataModule
+from neurov1.data.decode import ExactDecode, FastCenterCrops, FastTrainCrop
 from neurov1.data.folders import (
     ImageFileDataset,
+    check_choice,
     class_folders,
     class_images,
     first_image,
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 LAYOUT = "folder holding train/ and val/"
 SPLITS = ("train", "val")
+DECODE_MODES = ("fast", "exact")
 
 
 class ImageNetDataModule(ImageFolderDataModule):
@@ -34,18 +37,33 @@ class ImageNetDataModule(ImageFolderDataModule):
     LAYOUT = LAYOUT
 
     def __init__(
-        self, root: str | os.PathLike, *, train_crop: int = 224, val_resize: int = 256, **settings: Any
+        self,
+        root: str | os.PathLike,
+        *,
+        train_crop: int = 224,
+        val_resize: int = 256,
+        decode: str = "fast",
+        **settings: Any,
     ) -> None:
-        """``train_crop``/``val_resize``: the paper's 224/256 crops; ``settings``: those of ImageFolderDataModule."""
+        """``train_crop``/``val_resize``: the paper's 224/256 crops; ``decode``: ``fast`` (the crop box decoded at a
+        reduced DCT scale straight to the output size, uint8 out of the workers) or ``exact`` (the paper's reference
+        transforms), see :mod:`neurov1.data.decode`; ``settings``: those of ImageFolderDataModule."""
         super().__init__(root, **settings)
         self.train_crop = train_crop
         self.val_resize = val_resize
+        self.decode = decode
 
     def _check_settings(self) -> None:
         """Also check the crop and resize sizes."""
         super()._check_settings()
         check_int(self.train_crop, "data.train_crop", 224)
         check_int(self.val_resize, "data.val_resize", 256)
+        check_choice(
+            self.decode,
+            DECODE_MODES,
+            "data.decode",
+            "Set data.decode=fast (default) or exact (the paper's transforms).",
+        )
         if self.val_resize < self.train_crop:
             raise ConfigError(
                 f"data.val_resize: {self.val_resize} is smaller than data.train_crop={self.train_crop}; "
@@ -117,12 +135,18 @@ class ImageNetDataModule(ImageFolderDataModule):
 
     def _dataset(self, split: str) -> ImageFileDataset:
         """All images of a split, labelled by the class order of train/."""
-        if split == "train":
-            transform = imagenet_train_transform(self.image_size, self.train_crop, self.mean, self.std)
-        else:
-            transform = (imagenet_five_crop_transform if self.five_crop else imagenet_val_transform)(
-                self.image_size, self.val_resize, self.train_crop, self.mean, self.std
-            )
         paths, labels = class_images(self.root / split, self._class_names)
-        log.info("ImageNet %s: %d images", split, len(paths))
-        return ImageFileDataset(self.root / split, paths, labels, transform, self.on_bad_image == "skip")
+        log.info("ImageNet %s: %d images (decode=%s)", split, len(paths), self.decode)
+        skip = self.on_bad_image == "skip"
+        return ImageFileDataset(self.root / split, paths, labels, self._decoder(split), skip)
+
+    def _decoder(self, split: str) -> Callable:
+        size, crop, resize = self.image_size, self.train_crop, self.val_resize
+        if self.decode == "fast":
+            if split == "train":  # the box does not depend on train_crop: the 224 px intermediate is skipped
+                return FastTrainCrop(size)
+            return FastCenterCrops(size, resize, crop, five_crop=self.five_crop)
+        if split == "train":
+            return ExactDecode(imagenet_train_transform(size, crop, self.mean, self.std))
+        transform = imagenet_five_crop_transform if self.five_crop else imagenet_val_transform
+        return ExactDecode(transform(size, resize, crop, self.mean, self.std))

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from neurov1.data.base import ImageFolderDataModule
+from neurov1.data.decode import ExactDecode
 from neurov1.data.folders import ImageFileDataset, class_folders, class_images, first_image, list_images
 from neurov1.data.transforms import (
     native_five_crop_transform,
@@ -139,4 +140,4 @@ class TinyImageNetDataModule(ImageFolderDataModule):
                 self.image_size, self.mean, self.std
             )
         log.info("Tiny-ImageNet %s: %d images", split, len(paths))
-        return ImageFileDataset(folder, paths, labels, transform, self.on_bad_image == "skip")
+        return ImageFileDataset(folder, paths, labels, ExactDecode(transform), self.on_bad_image == "skip")

@@ -1,13 +1,12 @@
-"""Benchmark: ``python -m neurov1.bench`` (``make bench``).
+"""Model cost on CPU at 64x64: each component beside the 3x3 convolution on the same input, and ResNet-50 steps.
 
-On CPU at 64x64 and batch 32 it measures (1) forward+backward of each component beside a 3x3 convolution on the
-same input, and (2) the train step (forward, backward, SGD step) and peak memory of ResNet-50: the baseline, each
-single-component model and the paper's composite ``all``. Every model runs in a fresh subprocess so its peak RSS
-is its own, in round-robin passes (the fastest pass counts); ratios are to the baseline measured in the same
-invocation. Results are printed as markdown tables and written to ``<out>/bench.json`` and ``<out>/bench.md``.
+(1) forward+backward of each component and of a 3x3 convolution on the same input (medians), the locally connected
+layer at batch 32 and 128; (2) the train step (forward, backward, SGD step) and peak memory of ResNet-50: the
+baseline, each single-component model and the composite ``all``, eager, and ``all`` compiled with
+``torch.compile``. Every model runs in a fresh subprocess so that its peak RSS is its own, in round-robin passes
+(the fastest pass counts); ratios are to the baseline measured in the same run.
 """
 
-import argparse
 import json
 import resource
 import statistics
@@ -15,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,11 +26,10 @@ from neurov1.components import (
     TunedNormalization,
 )
 from neurov1.models import build_resnet
-from neurov1.utils.io import write_json_atomic, write_text_atomic
-from neurov1.utils.runtime import keep_large_allocations_in_heap
 
 BATCH = 32
 IMAGE_SIZE = 64
+ALL = {"center_surround": {}, "local_rf": {}, "tuned_norm": {}, "cortical_mag": {}}
 MODELS: dict[str, dict[str, dict]] = {
     "baseline": {},
     "center_surround": {"center_surround": {}},
@@ -40,8 +37,10 @@ MODELS: dict[str, dict[str, dict]] = {
     "divisive_norm": {"divisive_norm": {}},
     "tuned_norm": {"tuned_norm": {}},
     "cortical_mag": {"cortical_mag": {}},
-    "all": {"center_surround": {}, "local_rf": {}, "tuned_norm": {}, "cortical_mag": {}},
+    "all": ALL,
+    "all (compiled)": ALL,
 }
+COMPILED = {"all (compiled)"}
 
 
 def median_seconds(step: Callable[[], None], repeats: int, warmup: int = 2) -> float:
@@ -71,6 +70,7 @@ def component_rows(repeats: int) -> list[dict]:
     cases = [
         ("center-surround (DoG on 16 of 64 ch)", CenterSurround(64), (BATCH, 64, 16, 16)),
         ("locally connected 3x3, 64->64", LocallyConnected2d(64, 64, 16), (BATCH, 64, 16, 16)),
+        ("locally connected 3x3, 64->64", LocallyConnected2d(64, 64, 16), (4 * BATCH, 64, 16, 16)),
         ("divisive normalization, 256 ch", DivisiveNormalization(256), (BATCH, 256, 16, 16)),
         ("tuned normalization, 256 ch", TunedNormalization(256), (BATCH, 256, 16, 16)),
         ("polar transform 32->16", PolarTransform(32, 16), (BATCH, 64, 32, 32)),
@@ -92,22 +92,35 @@ def component_rows(repeats: int) -> list[dict]:
     return rows
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux: VmHWM, which exec resets, unlike getrusage's maxrss)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def train_step_child(name: str, steps: int) -> dict:
-    """Run in a subprocess: median train-step time and peak RSS of one ResNet-50 variant."""
+    """Run in a subprocess: median train-step time and peak RSS of one ResNet-50 variant (compile time apart)."""
     torch.manual_seed(0)
     model = build_resnet("resnet50", num_classes=1000, input_size=IMAGE_SIZE, components=MODELS[name]).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-5)
     images, labels = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randint(0, 1000, (BATCH,))
     loss_fn = nn.CrossEntropyLoss()
+    if name in COMPILED:
+        model.compile()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(images), labels).backward()
         optimizer.step()
 
-    seconds = median_seconds(step, steps)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": name, "step_s": seconds, "peak_rss_mb": peak_mb}
+    started = time.perf_counter()
+    step()
+    first_s = time.perf_counter() - started
+    seconds = median_seconds(step, steps, warmup=1)
+    return {"model": name, "step_s": seconds, "first_step_s": first_s, "peak_rss_mb": peak_rss_mb()}
 
 
 def train_step_rows(steps: int, rounds: int, extra_args: list[str]) -> list[dict]:
@@ -121,6 +134,7 @@ def train_step_rows(steps: int, rounds: int, extra_args: list[str]) -> list[dict
             print(f"  round {round_index + 1}/{rounds} {name}: {row['step_s']:.3f} s/step", file=sys.stderr, flush=True)
             best = rows.setdefault(name, row)
             best["step_s"] = min(best["step_s"], row["step_s"])
+            best["first_step_s"] = min(best["first_step_s"], row["first_step_s"])
             best["peak_rss_mb"] = max(best["peak_rss_mb"], row["peak_rss_mb"])
     baseline = rows["baseline"]
     for row in rows.values():
@@ -132,8 +146,7 @@ def train_step_rows(steps: int, rounds: int, extra_args: list[str]) -> list[dict
 def markdown(component: list[dict], train: list[dict], tuned_allocator: bool) -> str:
     allocator = "large blocks kept in the heap" if tuned_allocator else "glibc default"
     lines = [
-        f"Component forward+backward, CPU ({torch.get_num_threads()} threads, allocator: {allocator}), "
-        f"batch {BATCH}, median",
+        f"Component forward+backward, CPU ({torch.get_num_threads()} threads, allocator: {allocator}), median",
         "",
         "| component | input | time (ms) | 3x3 conv, same input (ms) | ratio |",
         "|---|---|---|---|---|",
@@ -144,43 +157,12 @@ def markdown(component: list[dict], train: list[dict], tuned_allocator: bool) ->
         "",
         f"ResNet-50 train step (forward, backward, SGD step), {IMAGE_SIZE}x{IMAGE_SIZE}, batch {BATCH}",
         "",
-        "| model | step (s) | vs. baseline | peak RSS (MB) | vs. baseline |",
-        "|---|---|---|---|---|",
+        "| model | step (s) | vs. baseline | first step (s) | peak RSS (MB) | vs. baseline |",
+        "|---|---|---|---|---|---|",
         *[
-            f"| {r['model']} | {r['step_s']:.3f} | {r['time_ratio']:.2f}x | {r['peak_rss_mb']:.0f} | "
-            f"{r['memory_ratio']:.2f}x |"
+            f"| {r['model']} | {r['step_s']:.3f} | {r['time_ratio']:.2f}x | {r['first_step_s']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['memory_ratio']:.2f}x |"
             for r in train
         ],
     ]
     return "\n".join(lines) + "\n"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per component")
-    parser.add_argument("--steps", type=int, default=6, help="timed train steps per model and round")
-    parser.add_argument("--rounds", type=int, default=3, help="round-robin passes over the models")
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench"), help="folder for bench.json/.md")
-    parser.add_argument("--child", choices=list(MODELS), help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--default-allocator",
-        action="store_true",
-        help="keep glibc's default mmap threshold (the entry points raise it: see neurov1.utils.runtime)",
-    )
-    args = parser.parse_args()
-    tuned = not args.default_allocator and keep_large_allocations_in_heap()
-    if args.child:
-        print(json.dumps(train_step_child(args.child, args.steps)))
-        return
-    print("Timing components ...", file=sys.stderr, flush=True)
-    component = component_rows(args.repeats)
-    print("Timing ResNet-50 train steps (one subprocess per model) ...", file=sys.stderr, flush=True)
-    train = train_step_rows(args.steps, args.rounds, ["--default-allocator"] if args.default_allocator else [])
-    table = markdown(component, train, tuned)
-    print(table)
-    write_json_atomic(args.out / "bench.json", {"tuned_allocator": tuned, "components": component, "train_step": train})
-    write_text_atomic(args.out / "bench.md", table)
-
-
-if __name__ == "__main__":
-    main()
