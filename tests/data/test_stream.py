@@ -174,3 +174,23 @@ def test_training_from_the_store_resumes_mid_epoch_to_the_same_weights(store, tm
     )
     metrics = [json.loads((d / "metrics.json").read_text())["final"] for d in (tmp_path / "a", run_dir)]
     assert metrics[0] == pytest.approx(metrics[1], abs=1e-5)
+
+
+def test_two_data_parallel_processes_share_out_the_store(store, tmp_path):
+    overrides = [o for o in TINY_DEMO if not o.startswith(("data.", "trainer.max_epochs"))]
+    overrides += [
+        "data=imagenet_stream",
+        f"data.root={store}",
+        "data.batch_size=8",
+        "data.num_workers=1",
+        "data.pin_memory=false",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "trainer.max_epochs=2",
+    ]
+    run_module("neurov1.train", *overrides, log_dir=tmp_path)
+    (metrics,) = tmp_path.rglob("metrics.json")
+    result = json.loads(metrics.read_text())
+    assert result["status"] == "completed" and result["global_step"] == 2 * 80 // (2 * 8)  # each process half
