@@ -13,13 +13,15 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from conftest import TINY_DEMO, run_dirs, run_module
-from neurov1.adversarial import FreeAdversarialModule, PGDAttack, PixelSpace, free_step, pgd_accuracy
-from neurov1.callbacks import AdversarialEvaluationCallback
 from neurov1.data import DemoDataModule
+from neurov1.data.transforms import PixelSpace
 from neurov1.errors import ConfigError
 from neurov1.evaluate import evaluate
-from neurov1.ledger import load_records
-from neurov1.module import NeuroV1Module
+from neurov1.evaluation.adversarial import AdversarialEvaluation, PGDAttack, pgd_accuracy
+from neurov1.results.ledger import load_records
+from neurov1.training.callbacks import EvaluationCallback
+from neurov1.training.free_adversarial import FreeAdversarialModule, free_step
+from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR
 from neurov1.utils.instantiate import instantiate_callbacks
 
@@ -209,7 +211,7 @@ def test_free_adversarial_training_and_pgd_evaluation_end_to_end(demo_run, tmp_p
         "trainer.max_epochs=4",  # effective epochs: one pass of 4 replays
         f"ckpt_init={demo_run / 'checkpoints' / 'last.ckpt'}",
         "callbacks=adversarial",
-        "callbacks.adversarial.attack.steps=2",
+        "callbacks.adversarial.evaluation.attack.steps=2",
         log_dir=tmp_path / "train",
     )
     (run_dir,) = run_dirs(tmp_path / "train")
@@ -218,16 +220,15 @@ def test_free_adversarial_training_and_pgd_evaluation_end_to_end(demo_run, tmp_p
     assert metrics["epochs"] == 1 and metrics["global_step"] == 4 * 5  # as 4 standard epochs of 5 batches
     assert metrics["final"]["train/effective_epoch"] == 4.0
     assert {"adversarial/clean_acc1", "adversarial/acc1"} <= set(metrics["final"])
-    assert (run_dir / "adversarial" / "adversarial_accuracy.md").is_file()
+    assert (run_dir / "adversarial" / "epoch_001" / "adversarial_accuracy.md").is_file()
 
     checkpoint = run_dir / "checkpoints" / "best.ckpt"
     assert NeuroV1Module.load_from_checkpoint(checkpoint).hparams["adversarial"] == {"replays": 4, "eps": EPS}
     assert isinstance(FreeAdversarialModule.load_from_checkpoint(checkpoint), FreeAdversarialModule)
 
-    evaluation = [f"ckpt_path={checkpoint}", "eval=adversarial", "data=demo", "data.train_per_class=8"]
-    run_module(
-        "neurov1.evaluate", *evaluation, "data.val_per_class=4", "eval.attack.steps=3", log_dir=tmp_path / "eval"
-    )
+    # No data group given: the data the checkpoint was trained on (demo, 4 val images per class).
+    evaluation = [f"ckpt_path={checkpoint}", "eval=adversarial"]
+    run_module("neurov1.evaluate", *evaluation, "eval.attack.steps=3", log_dir=tmp_path / "eval")
     (output,) = {p.parent for p in (tmp_path / "eval").rglob("adversarial_accuracy.json")}
     (row,) = csv.DictReader((output / "adversarial_accuracy.csv").open())
     assert row["images"] == "40" and row["steps"] == "3" and float(row["acc1"]) <= float(row["clean_acc1"])
@@ -235,24 +236,33 @@ def test_free_adversarial_training_and_pgd_evaluation_end_to_end(demo_run, tmp_p
     (record,) = load_records(tmp_path / "eval" / "results")
     assert record["eval"] == "adversarial" and record["settings"]["attack"]["steps"] == 3
     assert record["metrics"]["adversarial/acc1"] == pytest.approx(float(row["acc1"]))
-    with pytest.raises(ConfigError, match="DemoDataModule has 4 classes but resnet18-.* classifies 10"):
-        evaluate(compose("evaluate", *evaluation, "data.num_classes=4", "data.batch_size=16"))
+    with pytest.raises(ConfigError, match="data: DemoDataModule has 4 classes but the model classifies 10"):
+        evaluate(compose("evaluate", *evaluation, "data=demo", "data.num_classes=4", "data.batch_size=16"))
 
 
 def test_experiment_expresses_the_paper_recipe_in_effective_epochs():
     cfg = compose("train", "experiment=free_adversarial", "+model/components=all")
-    assert cfg.model._target_ == "neurov1.adversarial.FreeAdversarialModule"
+    assert cfg.model._target_ == "neurov1.training.free_adversarial.FreeAdversarialModule"
     assert cfg.model.adversarial == {"replays": 4, "eps": EPS}
-    assert cfg.model.optimizer == {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-5}
+    assert cfg.model.optimizer._target_ == "torch.optim.SGD"
+    assert {k: cfg.model.optimizer[k] for k in ("lr", "momentum", "weight_decay")} == {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-5,
+    }
     assert list(cfg.model.scheduler.milestones) == [40, 80] and cfg.trainer.max_epochs == 120
 
 
 def test_pgd_callback_config_and_bad_settings_refused_before_work(tmp_path):
     cfg = compose(
-        "train", "callbacks=adversarial", "callbacks.adversarial.attack.seed=3", f"paths.output_dir={tmp_path}"
+        "train",
+        "callbacks=adversarial",
+        "callbacks.adversarial.evaluation.attack.seed=3",
+        f"paths.output_dir={tmp_path}",
     )
-    (callback,) = [c for c in instantiate_callbacks(cfg.callbacks) if isinstance(c, AdversarialEvaluationCallback)]
-    assert callback.attack == PGDAttack(**{**ATTACK, "seed": 3}) and callback.limit == 1000
+    (callback,) = [c for c in instantiate_callbacks(cfg.callbacks) if isinstance(c, EvaluationCallback)]
+    assert isinstance(callback.evaluation, AdversarialEvaluation) and callback.every_n_epochs == 0
+    assert callback.evaluation.attack == PGDAttack(**{**ATTACK, "seed": 3}) and callback.evaluation.limit == 1000
     cfg = compose("evaluate", "eval=adversarial", "ckpt_path=missing.ckpt", "eval.attack.steps=0")
     with pytest.raises(ConfigError, match="eval.attack.steps: must be a positive integer"):
         evaluate(cfg)

@@ -9,23 +9,23 @@ from hydra import compose, initialize_config_dir
 from scipy.stats import f_oneway
 
 from conftest import run_module
-from neurov1.analysis.diversity import compare_runs, lpips_metric, pairwise_lpips
-from neurov1.analysis.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
-from neurov1.analysis.polar import central_magnification, scaled_transform
-from neurov1.analysis.stimuli import (
+from neurov1.analyze import analyze, select_analyses
+from neurov1.components import DoGConv2d, PolarTransform, TunedNormalization
+from neurov1.data.demo import demo_images
+from neurov1.errors import ConfigError
+from neurov1.evaluation.brainscore.model import truncated_network
+from neurov1.inspection.diversity import compare_runs, lpips_metric, pairwise_lpips
+from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
+from neurov1.inspection.polar import central_magnification, scaled_transform
+from neurov1.inspection.stimuli import (
     FourierImage,
     StimulusSettings,
     colour_correlation_sqrt,
     maximize_channels,
     random_views,
 )
-from neurov1.analyze import analyze, select_analyses
-from neurov1.brainscore.model import truncated_network
-from neurov1.components import DoGConv2d, PolarTransform, TunedNormalization
-from neurov1.data.demo import demo_images
-from neurov1.errors import ConfigError
-from neurov1.models import build_resnet
-from neurov1.module import NeuroV1Module
+from neurov1.models import build_network
+from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR
 
 
@@ -36,7 +36,7 @@ def compose_analyze(*overrides: str, out_dir):
 
 def resnet18(*components: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_resnet("resnet18", num_classes=2, components={name: {} for name in components}).eval()
+    return build_network("resnet18", num_classes=2, components={name: {} for name in components}).eval()
 
 
 def test_dog_widths_read_back_equal_the_module_parameters(tmp_path):
@@ -58,7 +58,7 @@ def test_tuned_norm_parameters_are_the_modules_sigma_and_eq2_weights():
     net = resnet18("tuned_norm")
     modules = modules_of(net, TunedNormalization)
     parameters = tuned_norm_parameters(net)
-    assert list(parameters) == ["layer1.0.normalization", "layer1.1.normalization"]
+    assert list(parameters) == ["layer1.0.tuned_norm", "layer1.1.tuned_norm"]
     for name, module in modules.items():
         np.testing.assert_array_equal(parameters[name]["sigma"], module.sigma.detach().numpy())
         weights = parameters[name]["weights"]

@@ -6,10 +6,12 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from neurov1.models import COMPONENT_DEFAULTS, validate_components
+from neurov1.models import resolve_components
+from neurov1.models.sites import accepted_parameters, import_target
 from neurov1.utils.instantiate import instantiate_loggers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -22,7 +24,7 @@ def compose_train(*overrides: str, hydra_config: bool = False):
 
 
 def components_of(cfg) -> list[str]:
-    return list(validate_components(OmegaConf.to_container(cfg.model.net.components)))
+    return list(resolve_components(OmegaConf.to_container(cfg.model.net.components)))
 
 
 @pytest.mark.parametrize(
@@ -39,16 +41,8 @@ def components_of(cfg) -> list[str]:
 def test_component_presets(overrides, expected):
     cfg = compose_train(*overrides)
     assert components_of(cfg) == expected
-    assert set(cfg.model) == {
-        "_target_",
-        "_recursive_",
-        "_convert_",
-        "net",
-        "optimizer",
-        "scheduler",
-        "channels_last",
-        "compile",
-    }
+    assert set(cfg.model.net) == {"arch", "backbone", "num_classes", "input_size", "components"}
+    assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.scheduler._partial_
 
 
 def test_component_parameter_override():
@@ -56,10 +50,17 @@ def test_component_parameter_override():
     assert cfg.model.net.components.center_surround.fraction == 0.5
 
 
-@pytest.mark.parametrize("name", list(COMPONENT_DEFAULTS))
-def test_yaml_defaults_match_the_registry(name):
-    values = yaml.safe_load((CONF / "model" / "components" / f"{name}.yaml").read_text())
-    assert values == COMPONENT_DEFAULTS[name]
+COMPONENTS = ["center_surround", "local_rf", "divisive_norm", "tuned_norm", "cortical_mag"]
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_component_nodes_show_the_constructors_defaults(name):
+    """The yaml lists each parameter a user overrides, with the value the constructor defaults to."""
+    node = yaml.safe_load((CONF / "model" / "components" / f"{name}.yaml").read_text())
+    parameters = accepted_parameters(import_target(node["_target_"], name))
+    for key, value in node.items():
+        if key not in ("_target_", "_partial_", "site"):
+            assert parameters[key].default == value, key
 
 
 @pytest.mark.parametrize("experiment", ["demo", "paper_imagenet64"])
@@ -72,15 +73,21 @@ def test_experiments_compose_with_any_component_set(experiment):
 def test_paper_recipe():
     cfg = compose_train("experiment=paper_imagenet64")
     assert cfg.model.net.arch == "resnet50" and cfg.data.image_size == 64 and cfg.data.batch_size == 128
-    assert cfg.model.optimizer == {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-5}
+    assert {k: cfg.model.optimizer[k] for k in ("lr", "momentum", "weight_decay")} == {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-5,
+    }
     assert list(cfg.model.scheduler.milestones) == [60, 80] and cfg.trainer.max_epochs == 100
     assert cfg.trainer.precision in ("bf16-mixed", "16-mixed")
 
 
 def sweep_jobs(sweep: str) -> list[list[str]]:
-    params = compose_train(f"sweep={sweep}", hydra_config=True).hydra.sweeper.params
-    parsed = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
-    (batch,) = BasicSweeper.split_arguments(parsed, None)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        params = compose("train", overrides=[f"sweep={sweep}"], return_hydra_config=True).hydra.sweeper.params
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        parsed = parser.parse_overrides([f"{key}={value}" for key, value in params.items()])
+        (batch,) = BasicSweeper.split_arguments(parsed, None)
     return batch
 
 
@@ -88,7 +95,7 @@ def test_single_component_sweep_jobs():
     jobs = sweep_jobs("single_component")
     composed = sorted((tuple(components_of(compose_train("sweep=single_component", *job))), job[-1]) for job in jobs)
     expected = sorted(
-        (tuple(names), f"seed={seed}") for names in [[], *[[name] for name in COMPONENT_DEFAULTS]] for seed in range(3)
+        (tuple(names), f"seed={seed}") for names in [[], *[[name] for name in COMPONENTS]] for seed in range(3)
     )
     assert composed == expected
 

@@ -1,4 +1,4 @@
-"""The Tiny-ImageNet-C corruptions (neurov1.corruptions) and their generator CLI (python -m neurov1.corrupt)."""
+"""The Tiny-ImageNet-C corruptions (neurov1.data.corruptions) and their generator CLI (python -m neurov1.corrupt)."""
 
 import os
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from neurov1 import corrupt as corrupt_cli
-from neurov1 import corruptions
-from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, corrupt
+from neurov1.data import corrupted_copies, corruptions
+from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, corrupt
 from neurov1.data.demo import demo_images
 from neurov1.errors import OutputWriteError
 
@@ -217,7 +217,7 @@ def test_cli_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OutputWriteError, match="disk full"):
-        corrupt_cli.write_jpeg_atomic(tmp_path / "x" / "a.JPEG", np.zeros((4, 4, 3), np.uint8))
+        corrupted_copies.write_jpeg_atomic(tmp_path / "x" / "a.JPEG", np.zeros((4, 4, 3), np.uint8))
     assert list((tmp_path / "x").iterdir()) == []
 
 
@@ -226,7 +226,7 @@ def test_cli_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     [
         (None, "source folder .* does not exist"),
         ({}, "has no class folders"),
-        ({"n01/readme.txt": b"no images"}, "hold no .jpg/.jpeg/.png images"),
+        ({"n01/readme.txt": b"no images"}, "hold no .jpeg/.jpg/.png images"),
         ({"n01/a.jpg": b"not a jpeg"}, r"cannot read .*a\.jpg"),
     ],
 )

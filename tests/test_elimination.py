@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from neurov1 import elimination
-from neurov1.elimination import Settings, eliminate, finished_runs
 from neurov1.errors import ConfigError
+from neurov1.sweeps import elimination
+from neurov1.sweeps.elimination import Settings, eliminate, finished_runs
 
 START = ("center_surround", "tuned_norm", "cortical_mag")
 

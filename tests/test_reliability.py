@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from conftest import REPO, THREADS, TINY_DEMO, run_module
-from neurov1.ledger import load_records
+from neurov1.results.ledger import load_records
 
 BATCHES_PER_EPOCH = 5  # 10 classes x 8 crops / batch 16
 RUN = (
@@ -227,14 +227,14 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_previou
 
 
 KILL_DURING_LEDGER_WRITE = """
-import os, signal, neurov1.ledger
+import os, signal, neurov1.results.ledger
 from neurov1.utils.io import atomic_writer
 def write_then_die(path, data):
     with atomic_writer(path) as handle:
         handle.write(b'{"kind": "tr')
         handle.flush()
         os.kill(os.getpid(), signal.SIGKILL)
-neurov1.ledger.write_json_atomic = write_then_die
+neurov1.results.ledger.write_json_atomic = write_then_die
 """
 
 
@@ -289,7 +289,7 @@ def test_a_new_run_never_overwrites_the_checkpoints_of_an_earlier_one(reference,
 
 
 def test_divergence_stops_at_once_with_one_line_and_saves_nothing_as_best(tmp_path):
-    from neurov1.report import build_report
+    from neurov1.results.paper_tables import build_report
 
     result = run_module("neurov1.train", *TINY_DEMO, "model.optimizer.lr=1e6", log_dir=tmp_path, check=False)
     assert result.returncode == 1
@@ -376,7 +376,7 @@ def test_full_verification_is_paid_once_per_folder(tmp_path):
 
 
 def test_auto_resume_takes_the_newest_readable_checkpoint(reference, tmp_path):
-    from neurov1.checkpoints import newest_checkpoint
+    from neurov1.training.checkpoints import newest_checkpoint
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -422,7 +422,7 @@ def write_weights_only(path: Path, reference: Path) -> Path:
         ("weights_ckpt", "ConfigError: ckpt_path={file} holds weights only, no training state to resume."),
         ("corrupt_init", "ConfigError: ckpt_init={file}: not a readable checkpoint (no zip directory at its end)"),
         ("readonly_log_dir", "ConfigError: paths.log_dir: cannot write to {file}/out ("),
-        ("cortical_mag_size", "ConfigError: model.net.components.cortical_mag.radius_bins: PolarTransform: "),
+        ("cortical_mag_size", "ConfigError: model.net.components.cortical_mag.radius_bins: ring [0.5, 1) lies inside "),
     ],
 )
 def test_bad_input_is_one_line_before_any_work(reference, tmp_path, case, message, request):

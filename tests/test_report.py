@@ -3,8 +3,8 @@
 import pytest
 
 from neurov1.errors import ConfigError
-from neurov1.ledger import write_record
-from neurov1.report import build_report
+from neurov1.results.ledger import write_record
+from neurov1.results.paper_tables import build_report
 
 
 def train_record(results, run_dir, components, seed, accuracy, v1=None, **training):

@@ -7,10 +7,10 @@ import shutil
 import pytest
 
 from conftest import TINY_DEMO, run_dirs, run_module
-from neurov1.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
+from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
 from neurov1.errors import ConfigError
-from neurov1.ledger import load_records
-from neurov1.robustness import condition_folders, markdown_tables, summarize
+from neurov1.evaluation.corruption import condition_folders, markdown_tables, summarize
+from neurov1.results.ledger import load_records
 
 
 def rows_with(accuracy_of):
@@ -102,10 +102,13 @@ def test_corruption_evaluation_of_a_demo_checkpoint(demo_run, demo_c, tmp_path):
 
 
 def test_corruption_callback_at_the_end_of_fit(demo_c, tmp_path):
-    overrides = ["callbacks=corruption", f"callbacks.corruption.root={demo_c}", "callbacks.corruption.num_workers=0"]
-    run_module("neurov1.train", *TINY_DEMO, *overrides, "callbacks.corruption.limit_per_condition=4", log_dir=tmp_path)
+    settings = "callbacks.corruption.evaluation"
+    overrides = ["callbacks=corruption", f"{settings}.corruption.root={demo_c}", f"{settings}.num_workers=0"]
+    run_module(
+        "neurov1.train", *TINY_DEMO, *overrides, f"{settings}.corruption.limit_per_condition=4", log_dir=tmp_path
+    )
     (run_dir,) = run_dirs(tmp_path)
-    rows = list(csv.DictReader((run_dir / "corruption" / "corruption_accuracy.csv").open()))
+    rows = list(csv.DictReader((run_dir / "corruption" / "epoch_001" / "corruption_accuracy.csv").open()))
     assert len(rows) >= 74 and all(int(r["images"]) == 4 for r in rows)
     logged = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
     assert any(row.get("corruption/mean_accuracy") for row in logged)

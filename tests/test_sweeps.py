@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import REPO, THREADS, TINY_DEMO, run_module
-from neurov1.ledger import load_records
-from neurov1.report import build_report
+from neurov1.results.ledger import load_records
+from neurov1.results.paper_tables import build_report
 
 pytestmark = pytest.mark.xdist_group("sweeps")
 START = ("center_surround", "tuned_norm", "cortical_mag")

@@ -7,9 +7,9 @@ import time
 import pytest
 import torch
 
-from conftest import TINY_DEMO, run_dirs, run_module
-from neurov1.ledger import load_records
-from neurov1.module import NeuroV1Module
+from conftest import REPO, TINY_DEMO, run_dirs, run_module
+from neurov1.results.ledger import load_records
+from neurov1.training.module import NeuroV1Module
 
 ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
 
@@ -153,7 +153,7 @@ def test_joblib_multirun_runs_jobs_in_parallel_into_separate_dirs(tmp_path):
 
 @pytest.mark.parametrize(("classifier", "classes", "loaded"), [(True, 10, True), (False, 10, False), (True, 7, False)])
 def test_initial_weights_bring_the_classifier_only_when_asked_and_it_fits(tmp_path, classifier, classes, loaded):
-    from neurov1.train import load_initial_weights
+    from neurov1.training.run import load_initial_weights
 
     def module(num_classes):
         net = {"arch": "resnet18", "num_classes": num_classes, "input_size": 64, "components": {"tuned_norm": {}}}
@@ -173,11 +173,11 @@ def test_initial_weights_bring_the_classifier_only_when_asked_and_it_fits(tmp_pa
 def test_the_composite_model_compiles_without_graph_breaks():
     from torch import _dynamo
 
-    from neurov1.models import build_resnet
+    from neurov1.models import build_network
 
     components = {name: {} for name in ALL}
     for memory_format in (torch.contiguous_format, torch.channels_last):
-        net = build_resnet("resnet18", 10, 64, components).to(memory_format=memory_format).train()
+        net = build_network("resnet18", 10, 64, components).to(memory_format=memory_format).train()
         explanation = _dynamo.explain(net)(torch.randn(4, 3, 64, 64).contiguous(memory_format=memory_format))
         assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
 
@@ -198,3 +198,68 @@ def test_compiled_channels_last_training_on_cpu_keeps_eager_checkpoints(tmp_path
     assert not any("_orig_mod" in key for key in model.state_dict())
     with torch.no_grad():
         assert torch.isfinite(model.eval()(torch.randn(2, 3, 64, 64))).all()
+
+
+PLUGINS = REPO / "tests" / "plugins"
+
+
+def test_a_component_of_your_own_trains_saves_and_reloads(tmp_path, monkeypatch):
+    """A Gabor bank from outside neurov1 (tests/plugins), selected through its own config folder, at the stem conv."""
+    searchpath = f"hydra.searchpath=[file://{PLUGINS / 'conf'}]"
+    env = {"PYTHONPATH": str(PLUGINS)}
+    overrides = (*TINY_DEMO, searchpath, "+model/components=[gabor,tuned_norm]")
+    run_module("neurov1.train", *overrides, log_dir=tmp_path, env=env)
+    (run_dir,) = run_dirs(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["components"] == ["tuned_norm", "gabor"] and metrics["status"] == "completed"
+    assert metrics["component_params"]["gabor"] == {
+        "_target_": "gabor_bank.GaborBank",
+        "site": "stem_conv",
+        "kernel_size": 7,
+        "wavelength": 4.0,
+    }
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["net"]["components"] == metrics["component_params"]
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    model = NeuroV1Module.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert type(model.net.conv1).__name__ == "GaborBank" and model.net.conv1.weight.shape == (64, 3, 7, 7)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_another_optimizer_and_schedule_by_config_alone(tmp_path):
+    cosine = ["model/optimizer=adamw", "model/scheduler=cosine"]
+    failed = run_module("neurov1.train", *TINY_DEMO, *cosine, log_dir=tmp_path / "failed", check=False)
+    assert failed.returncode == 1  # the demo experiment sets milestones for its MultiStepLR
+    assert "~model.scheduler.milestones" in failed.stderr.splitlines()[-1]
+    run_module("neurov1.train", *TINY_DEMO, *cosine, "~model.scheduler.milestones", log_dir=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["optimizer"]["_target_"] == "torch.optim.AdamW"
+    assert "exp_avg" in checkpoint["optimizer_states"][0]["state"][0]  # Adam's moments
+    assert checkpoint["lr_schedulers"][0]["T_max"] == 1
+
+
+def test_vgg_trains_with_every_component_and_is_scored_on_v1(tmp_path, stimulus_cache):
+    run_module("neurov1.train", *TINY_DEMO, "model.net.arch=vgg11_bn", "+model/components=all", log_dir=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    run_module(
+        "neurov1.evaluate",
+        f"ckpt_path={checkpoint}",
+        "eval.source=offline",
+        "eval.benchmarks=[Marques2020_Cavanaugh2002-surround_diameter]",
+        f"eval.cache_dir={stimulus_cache}",
+        log_dir=tmp_path / "eval",
+    )
+    (scores,) = (tmp_path / "eval").rglob("v1_scores.json")
+    report = json.loads(scores.read_text())
+    assert report["layer"] == "features.13" and report["model"] == "vgg11_bn-" + "+".join(ALL)
+
+
+@pytest.mark.parametrize("debug", ["fast_dev_run", "profiler"])
+def test_debug_configs_run_and_keep_their_results_apart(tmp_path, debug):
+    run_module("neurov1.train", *TINY_DEMO, f"debug={debug}", log_dir=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    assert list((tmp_path / "debug" / "results" / "records").glob("*.json")) and not (tmp_path / "results").exists()

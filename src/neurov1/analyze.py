@@ -21,16 +21,16 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from neurov1.analysis import SUMMARY_FILE
-from neurov1.analysis.diversity import analyze_lpips, compare_runs, lpips_metric
-from neurov1.analysis.parameters import analyze_dog, analyze_tuned_norm
-from neurov1.analysis.polar import analyze_polar
-from neurov1.analysis.stimuli import StimulusSettings, maximize_channels, save_gallery
-from neurov1.brainscore.model import truncated_network
-from neurov1.checkpoints import checkpoint_net_config
 from neurov1.errors import ConfigError, check_int
-from neurov1.models import ARCHITECTURES, validate_components
-from neurov1.module import NeuroV1Module
+from neurov1.evaluation.brainscore.model import truncated_network
+from neurov1.inspection import SUMMARY_FILE
+from neurov1.inspection.diversity import analyze_lpips, compare_runs, lpips_metric
+from neurov1.inspection.parameters import analyze_dog, analyze_tuned_norm
+from neurov1.inspection.polar import analyze_polar
+from neurov1.inspection.stimuli import StimulusSettings, maximize_channels, save_gallery
+from neurov1.models import backbone_for, resolve_components
+from neurov1.training.checkpoints import checkpoint_net_config
+from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
@@ -106,7 +106,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         )
 
     net_config = checkpoint_net_config(cfg.ckpt_path)
-    components = validate_components(net_config.get("components") or {})
+    components = resolve_components(net_config.get("components") or {})
     requested = None if cfg.analysis is None else list(OmegaConf.to_container(cfg.analysis, resolve=True))
     names, skipped = select_analyses(requested, components)
     for name, reason in skipped.items():
@@ -114,8 +114,8 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     _check_settings(cfg)
     stimulus_settings = StimulusSettings(**OmegaConf.to_container(cfg.max_activation, resolve=True))
     device = resolve_device(cfg.device, "device")
-    # layer1 (the artificial V1) has 64 x the block expansion channels: 64 (ResNet-18/34) or 256 (ResNet-50/101).
-    channels = stimulus_settings.resolve_channels(64 * ARCHITECTURES[net_config["arch"]][0].expansion)
+    backbone = backbone_for(net_config["arch"], net_config.get("backbone"))
+    channels = stimulus_settings.resolve_channels(backbone.v1_channels(net_config["arch"]))
     if "lpips_diversity" in names and len(channels) < 2:
         raise ConfigError("max_activation.channels: lpips_diversity needs the stimuli of at least 2 channels.")
     metric, trunk = (
@@ -124,7 +124,8 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         else (None, None)
     )
 
-    net = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu").net.eval()
+    module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    net, v1_layer = module.net.eval(), module.v1_layer
     label = model_label(net_config)
     input_size = net_config["input_size"]
     size = stimulus_settings.image_size or input_size
@@ -139,14 +140,14 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     stimuli: dict[str, torch.Tensor] = {}
 
     def run_max_activation() -> dict[str, Any]:
-        v1 = truncated_network(net, "layer1").to(device)
+        v1 = truncated_network(net, v1_layer).to(device)
         stimuli.update(maximize_channels(v1, channels, size, stimulus_settings, device))
         gallery = save_gallery(
             stimuli["images"],
             channels,
             stimulus_settings.columns,
             out_dir / "max_activation.png",
-            f"{label}\nmaximally activating stimuli of layer1 channels ({size} px)",
+            f"{label}\nmaximally activating stimuli of {v1_layer} channels ({size} px)",
         )
         return {
             "channels": channels,
@@ -164,6 +165,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         "tuned_norm": lambda: analyze_tuned_norm(net, out_dir),
         "polar": lambda: analyze_polar(
             net,
+            backbone.stem(net),
             out_dir,
             input_size,
             cfg.polar.image_size or input_size,

@@ -44,3 +44,12 @@ def check_int(value: object, key: str, suggestion: object, minimum: int = 1) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         bound = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ConfigError(f"{key}: must be {bound}, got {value!r}. Set e.g. {key}={suggestion}.")
+
+
+def check_fraction(value: object, key: str, suggestion: str, positive: bool = False) -> float:
+    """A number in [0, 1] ((0, 1] with ``positive``): an L-inf radius or step in [0, 1] pixel units."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not (0 < value <= 1 if positive else 0 <= value <= 1):
+        interval = "(0, 1]" if positive else "[0, 1]"
+        raise ConfigError(f"{key}: must be a number in {interval} (pixel units), got {value!r}. Set {suggestion}.")
+    return float(value)

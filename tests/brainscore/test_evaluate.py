@@ -74,7 +74,7 @@ def test_a_failing_v1_evaluation_does_not_stop_training(tmp_path):
     result = run_module("neurov1.train", *TINY_DEMO, "callbacks=v1", "eval.layers=[layer9]", log_dir=tmp_path, env={})
     (run_dir,) = run_dirs(tmp_path)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
-    assert "V1 evaluation after epoch 1 failed; training continues" in result.stdout + result.stderr
+    assert "v1 evaluation after epoch 1 failed; training continues" in result.stdout + result.stderr
 
 
 def test_several_layers_of_an_untrained_model(stimulus_cache, tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurov1.brainscore import offline, stimuli
+from neurov1.evaluation.brainscore import offline, stimuli
 
 # Brain-Score's expected ceilings (brainscore_vision/benchmarks/marques2020/test.py::test_ceilings)
 EXPECTED_CEILINGS = {

@@ -5,12 +5,12 @@ import pytest
 import torch
 from brainscore_core.metrics import Score
 
-from neurov1.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
-from neurov1.brainscore.evaluation import appendix_b_layers
-from neurov1.brainscore.model import model_identifier, truncated_network
-from neurov1.brainscore.scoring import V1Settings, _unavailable_reason, score_entry, summarize
 from neurov1.errors import ConfigError
-from neurov1.models import build_resnet
+from neurov1.evaluation.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
+from neurov1.evaluation.brainscore.evaluation import layers_to_score
+from neurov1.evaluation.brainscore.model import model_identifier, truncated_network
+from neurov1.evaluation.brainscore.scoring import V1Settings, _unavailable_reason, score_entry, summarize
+from neurov1.models import build_network
 
 
 def test_the_paper_benchmark_set():
@@ -81,7 +81,7 @@ def test_settings_are_validated():
 
 
 def test_truncated_network_stops_at_the_committed_layer():
-    net = build_resnet("resnet18", num_classes=10).eval()
+    net = build_network("resnet18", num_classes=10).eval()
     images = torch.randn(2, 3, 64, 64)
     captured = []
     net.layer1.register_forward_hook(lambda _m, _i, output: captured.append(output))
@@ -96,9 +96,21 @@ def test_truncated_network_stops_at_the_committed_layer():
         truncated_network(net, "layer1.7")
 
 
+@pytest.mark.parametrize(("arch", "layer"), [("resnet18", "layer1.0"), ("vgg11_bn", "features.13")])
+def test_truncated_network_descends_into_sequential_stages(arch, layer):
+    """It stops at the layer itself, also inside a stage (a block of layer1, VGG's features)."""
+    net = build_network(arch, num_classes=10, components={"tuned_norm": None}).eval()
+    images = torch.randn(2, 3, 64, 64)
+    captured = []
+    net.get_submodule(layer).register_forward_hook(lambda _m, _i, output: captured.append(output))
+    with torch.no_grad():
+        net(images)
+        torch.testing.assert_close(truncated_network(net, layer)(images), captured[0])
+
+
 def test_identifier_changes_with_weights_layer_and_degrees():
     torch.manual_seed(0)
-    net = build_resnet("resnet18", num_classes=10)
+    net = build_network("resnet18", num_classes=10)
     first = model_identifier(net, "layer1", 64, 8)
     assert first == model_identifier(net, "layer1", 64, 8)
     assert first != model_identifier(net, "layer2", 64, 8) != model_identifier(net, "layer1", 64, 10)
@@ -108,8 +120,14 @@ def test_identifier_changes_with_weights_layer_and_degrees():
     assert len(first) < 60
 
 
-def test_appendix_b_layers_of_resnet50():
-    layers = appendix_b_layers(build_resnet("resnet50", num_classes=10))
+def test_the_resnet50_scan_is_appendix_bs_twenty_layers_and_v1_is_layer1():
+    net = build_network("resnet50", num_classes=10)
+    layers = layers_to_score("scan", net, "resnet50")
     assert len(layers) == 20
     assert layers[:4] == ["layer1.0", "layer1.0.downsample", "layer1.1", "layer1.2"]
     assert layers[-1] == "layer4.2"
+    assert layers_to_score("v1", net, "resnet50") == ["layer1"]
+    assert layers_to_score(["v1", "layer2"], net, "resnet50") == ["layer1", "layer2"]
+    vgg = build_network("vgg11_bn", num_classes=10)
+    assert layers_to_score("v1", vgg, "vgg11_bn") == ["features.13"]
+    assert layers_to_score("scan", vgg, "vgg11_bn")[:3] == ["features.2", "features.3", "features.6"]

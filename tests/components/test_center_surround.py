@@ -113,17 +113,61 @@ def test_sign_of_scale_sets_center_polarity(sign):
     ("factory", "match"),
     [
         (lambda: DoGConv2d(0), "channels must be >= 1, got 0"),
-        (lambda: DoGConv2d(4, kernel_size=4), "kernel_size must be odd and >= 3, got 4"),
-        (lambda: DoGConv2d(4, kernel_size=1), "kernel_size must be odd and >= 3, got 1"),
+        (lambda: DoGConv2d(4, kernel_size=4), "kernel_size must be an odd integer >= 3, got 4"),
+        (lambda: DoGConv2d(4, kernel_size=1), "kernel_size must be an odd integer >= 3, got 1"),
         (lambda: DoGConv2d(4, min_sigma=0.0), r"min_sigma must be in \(0, 0.5\) px, got 0.0"),
         (lambda: DoGConv2d(4, min_sigma=0.7), r"min_sigma must be in \(0, 0.5\) px, got 0.7"),
         (lambda: CenterSurround(0), "channels must be >= 1, got 0"),
         (lambda: CenterSurround(8, fraction=1.5), r"fraction must be in \(0, 1\], got 1.5"),
         (lambda: CenterSurround(8, fraction=0.0), r"fraction must be in \(0, 1\], got 0.0"),
-        (lambda: CenterSurround(3, fraction=0.1), "fraction=0.1, channels=3"),
-        (lambda: CenterSurround(8, kernel_size=4), "kernel_size must be odd and >= 3, got 4"),
+        (lambda: CenterSurround(3, fraction=0.1), "fraction x 3 channels must round to >= 1 DoG channel, got 0.1"),
+        (lambda: CenterSurround(8, kernel_size=4), "kernel_size must be an odd integer >= 3, got 4"),
     ],
 )
 def test_invalid_arguments_raise(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def reference_released_kernels(center_sigma, surround_ratio, scale, kernel_size, min_sigma=0.1):
+    """The released code's kernels per (out, in, row, col): a (sc/pi e^(-d^2/sc) - ss/pi e^(-d^2/ss)) with
+    sc = max(raw sc, 0.1), ss = sc max(raw ratio, 1 + 1e-4), then each pixel divided by its L2 norm over all pairs."""
+    c_out, c_in = scale.shape
+    half = kernel_size // 2
+    kernels = np.zeros((c_out, c_in, kernel_size, kernel_size))
+    for o, i, row, col in itertools.product(range(c_out), range(c_in), range(kernel_size), range(kernel_size)):
+        squared = (col - half) ** 2 + (row - half) ** 2
+        sc = max(center_sigma[o, i], min_sigma)
+        ss = sc * max(surround_ratio[o, i], 1 + 1e-4)
+        kernels[o, i, row, col] = scale[o, i] * (
+            sc / math.pi * math.exp(-squared / sc) - ss / math.pi * math.exp(-squared / ss)
+        )
+    for row, col in itertools.product(range(kernel_size), range(kernel_size)):
+        kernels[:, :, row, col] /= math.sqrt(np.sum(kernels[:, :, row, col] ** 2))
+    return kernels
+
+
+def test_released_form_matches_the_released_kernels():
+    torch.manual_seed(3)
+    dog = DoGConv2d(3, form="released").double()
+    with torch.no_grad():
+        dog.raw_center_sigma[0, 0] = 0.01  # below the clamps, as training can drive them
+        dog.raw_surround_ratio[1, 2] = 0.5
+    raw = [t.detach().numpy() for t in (dog.raw_center_sigma, dog.raw_surround_ratio, dog.scale)]
+    expected = reference_released_kernels(*raw, 5)
+    np.testing.assert_allclose(dog.kernels().detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.sqrt((expected**2).sum(axis=(0, 1))), 1.0)  # unit norm per pixel across kernels
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    np.testing.assert_allclose(
+        dog(x).detach().numpy(), reference_conv2d(x.numpy(), expected, 2), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_released_form_initialisation_and_center_surround_pass_through():
+    torch.manual_seed(4)
+    module = CenterSurround(64, form="released")
+    dog = module.dog
+    assert dog.form == "released" and module(torch.randn(1, 64, 8, 8)).shape == (1, 64, 8, 8)
+    for raw in (dog.raw_center_sigma, dog.raw_surround_ratio):  # U(0, 1) + k / 2 with the half-size k = 2
+        assert 1.0 <= raw.min() and raw.max() <= 2.0
+    assert 1.5 < dog.scale.std() < 2.5

@@ -158,18 +158,80 @@ def test_wrong_input_size_raises():
         ({"input_size": 0}, "input_size must be a positive int or \\(H, W\\), got 0"),
         ({"output_size": (16,)}, "output_size must be a positive int or \\(H, W\\), got \\(16,\\)"),
         ({"radius_bins": [1, 2, 3]}, "radius_bins must be >= 2 finite edges starting at 0"),
-        ({"radius_bins": [0, 2, 3]}, "non-decreasing spacing, got \\(0.0, 2.0, 3.0\\)"),
+        ({"radius_bins": [0, 2, 3]}, "non-decreasing spacing .*got \\[0.0, 2.0, 3.0\\]"),
         ({"radius_bins": [0, 1, 1, 2]}, "radius_bins must be"),
         ({"radius_bins": [0]}, "radius_bins must be"),
         ({"angle_bins": 1}, "angle_bins must be an int >= 2, got 1"),
         (
             {"center": (40, 16)},
-            "center must be \\(row, col\\) in \\[0, 32\\] x \\[0, 32\\], got \\(40.0, 16.0\\)",
+            "center must be null or \\(row, col\\) in \\[0, 32\\] x \\[0, 32\\], got \\(40.0, 16.0\\)",
         ),
-        ({"center": (15.5, 15.5), "radius_bins": [0, 0.5, 1, 2, 4]}, "radius_bins ring \\[0.0, 0.5\\)"),
-        ({"input_size": 16, "output_size": 8}, "radius_bins ring \\[0.5, 1.0\\) lies inside the image"),
+        ({"center": (15.5, 15.5), "radius_bins": [0, 0.5, 1, 2, 4]}, "radius_bins ring \\[0, 0.5\\)"),
+        ({"input_size": 16, "output_size": 8}, "radius_bins ring \\[0.5, 1\\) lies inside the 16x16 input"),
     ],
 )
 def test_invalid_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PolarTransform(**({"input_size": 32, "output_size": 16} | kwargs))
+
+
+PAPER_RADIUS_EDGES = [*range(15), 16, 18, 20, 23]
+
+
+def released_transform(images, radius_edges=PAPER_RADIUS_EDGES, angle_bins=30, output_size=16):
+    """The released code's polar transform, recomputed from its description with float32 pixel masks.
+
+    Masks of (ring, angle bin) from float32 radius and angle; a ring whose lower edge is within the edge radius has
+    its non-empty masks resampled to angle_bins masks by torch's 1-D linear interpolation over the mask index;
+    region = sum(mask * x) / sum(mask) (1 for an empty mask); reflect pad by 1 on the angle axis; bilinear resize.
+    """
+    height, width = images.shape[-2:]
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    x, y = (cols - width // 2).float(), (height // 2 - rows).float()
+    radius = torch.sqrt(x**2 + y**2)
+    angle = torch.atan2(y, x)
+    angle = torch.where(y < 0, angle + 2 * math.pi, angle)
+    angle_edges = np.linspace(0, 2 * math.pi, angle_bins + 1)
+    edge_radius = min(height // 2, width // 2)
+    rings = []
+    for low, high in zip(radius_edges, radius_edges[1:], strict=False):
+        in_ring = (radius >= low) & (radius < high)
+        masks = torch.stack(
+            [
+                (in_ring & (angle >= a_low) & (angle < a_high)).flatten().float()
+                for a_low, a_high in zip(angle_edges, angle_edges[1:], strict=False)
+            ]
+        )
+        if low <= edge_radius:
+            nonempty = masks[masks.sum(dim=1) > 0]
+            masks = F.interpolate(nonempty.T[None], size=angle_bins, mode="linear")[0].T
+        rings.append(masks)
+    masks = torch.cat(rings)
+    counts = masks.sum(dim=1).clamp(min=1)
+    polar = (images.flatten(-2) @ masks.T / counts).unflatten(-1, (len(radius_edges) - 1, angle_bins))
+    padded = F.pad(polar, (1, 1, 0, 0), mode="reflect")
+    return F.interpolate(padded, size=(output_size, output_size), mode="bilinear", align_corners=False, antialias=False)
+
+
+def test_released_fill_reproduces_the_released_transform():
+    torch.manual_seed(0)
+    images = torch.rand(4, 3, 32, 32)
+    module = PolarTransform(32, 16, fill="released")
+    torch.testing.assert_close(module(images), released_transform(images), atol=1e-4, rtol=0)
+
+
+def test_released_fill_differs_from_the_paper_fill_in_the_fovea_only():
+    torch.manual_seed(1)
+    images = torch.rand(8, 1, 32, 32, dtype=torch.float64)
+    paper, released = PolarTransform(32, 16), PolarTransform(32, 16, fill="released")
+    paper_map, released_map = paper.double().polar_map(images), released.double().polar_map(images)
+    difference = (paper_map - released_map).abs().mean(dim=(0, 1, 3))  # per ring
+    # Rings 1-4 have empty regions: the paper fills only those, the released code resamples every region.
+    assert difference[1:5].mean() > 0.1  # 0.14 on 64 x 3 uniform images
+    # Complete rings inside the image are the same means in both; [16, 18) px crosses the border: released only.
+    complete_inside = [i for i in range(18) if paper.region_pixel_count[i].all() and PAPER_RADIUS_EDGES[i + 1] <= 16]
+    assert complete_inside == list(range(5, 15))
+    torch.testing.assert_close(paper_map[..., 5:15, :], released_map[..., 5:15, :])
+    assert difference[15] > 0 and torch.equal(paper_map[..., 16:, :], released_map[..., 16:, :])
+    output_correlation = torch.corrcoef(torch.stack([paper(images).flatten(), released(images).flatten()]))[0, 1]
+    assert 0.9 < output_correlation < 0.99  # 0.95 on 64 x 3 uniform images

@@ -109,8 +109,8 @@ def test_initialisation_ranges():
     ("kwargs", "match"),
     [
         ({"channels": 0}, "channels must be >= 1, got 0"),
-        ({"kernel_size": 4}, "kernel_size must be odd and >= 1, got 4"),
-        ({"kernel_size": -1}, "kernel_size must be odd and >= 1, got -1"),
+        ({"kernel_size": 4}, "kernel_size must be an odd integer >= 1, got 4"),
+        ({"kernel_size": -1}, "kernel_size must be an odd integer >= 1, got -1"),
     ],
 )
 def test_invalid_arguments_raise(kwargs, match):

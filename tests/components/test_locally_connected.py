@@ -113,14 +113,15 @@ def test_wrong_input_size_raises():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"in_channels": 0}, "in_channels must be >= 1, got 0"),
-        ({"out_channels": 0}, "out_channels must be >= 1, got 0"),
-        ({"kernel_size": 0}, "kernel_size must be >= 1, got 0"),
-        ({"stride": 0}, "stride must be >= 1, got 0"),
-        ({"padding": -1}, "padding must be >= 0, got -1"),
+        ({"in_channels": 0}, "in_channels must be an integer >= 1, got 0"),
+        ({"out_channels": 0}, "out_channels must be an integer >= 1, got 0"),
+        ({"kernel_size": 0}, "kernel_size must be an integer >= 1, got 0"),
+        ({"stride": 0}, "stride must be an integer >= 1, got 0"),
+        ({"padding": -1}, "padding must be an integer >= 0 or None"),
         ({"input_size": (0, 5)}, r"input_size must be a positive int or \(H, W\), got \(0, 5\)"),
         ({"input_size": (4, 4, 4)}, "input_size must be a positive int"),
-        ({"input_size": 2, "kernel_size": 5}, "must be at least kernel_size 5"),
+        ({"input_size": 2, "kernel_size": 5, "padding": 0}, "kernel_size 5 exceeds the input size"),
+        ({"kernel_size": 4}, r"kernel_size must be odd to keep the size \(padding None\), got 4"),
     ],
 )
 def test_invalid_arguments_raise(kwargs, match):

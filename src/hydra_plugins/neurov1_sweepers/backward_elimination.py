@@ -3,7 +3,8 @@
 Selected by ``sweep=backward_elimination`` (``conf/sweep/backward_elimination.yaml``). Each round's runs (every set
 with one component removed, times the seeds) go to the configured launcher as one batch, so they run in parallel
 with ``hydra/launcher=joblib`` or ``hydra/launcher=slurm``. The rounds themselves are computed by
-:mod:`neurov1.elimination` from the finished runs in the sweep folder, which makes rerunning the same command resume
+:mod:`neurov1.sweeps.elimination` from the finished runs in the sweep folder, which makes rerunning the same
+command resume
 an interrupted elimination. When it is done, the trace is recorded in the results ledger for ``neurov1.report``.
 """
 
@@ -18,8 +19,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from neurov1 import elimination
-from neurov1.ledger import write_record
+from neurov1.results.ledger import write_record
+from neurov1.sweeps import elimination
 
 log = logging.getLogger(__name__)
 

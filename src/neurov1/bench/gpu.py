@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from neurov1.bench.data import build_inputs
 from neurov1.bench.model import ALL
 from neurov1.data import ImageNetDataModule, ImageNetStreamDataModule
-from neurov1.module import NeuroV1Module
+from neurov1.training.module import NeuroV1Module
 
 IMAGENET_TRAIN = 1_281_167
 EPOCHS = 100

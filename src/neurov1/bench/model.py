@@ -25,7 +25,7 @@ from neurov1.components import (
     PolarTransform,
     TunedNormalization,
 )
-from neurov1.models import build_resnet
+from neurov1.models import build_network
 
 BATCH = 32
 IMAGE_SIZE = 64
@@ -104,7 +104,7 @@ def peak_rss_mb() -> float:
 def train_step_child(name: str, steps: int) -> dict:
     """Run in a subprocess: median train-step time and peak RSS of one ResNet-50 variant (compile time apart)."""
     torch.manual_seed(0)
-    model = build_resnet("resnet50", num_classes=1000, input_size=IMAGE_SIZE, components=MODELS[name]).train()
+    model = build_network("resnet50", num_classes=1000, input_size=IMAGE_SIZE, components=MODELS[name]).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-5)
     images, labels = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randint(0, 1000, (BATCH,))
     loss_fn = nn.CrossEntropyLoss()

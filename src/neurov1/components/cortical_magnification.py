@@ -8,6 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurov1.components.parameters import ParameterError
+
+OWNER = "PolarTransform"
+FILLS = ("paper", "released")
+
 _PAPER_INPUT_SIZE = 32
 # Radial bin edges of the paper's 32x32 -> 16x16 transform, in pixels from the centre (18 bins).
 _PAPER_RADIUS_EDGES = (*range(15), 16, 18, 20, 23)
@@ -16,7 +21,7 @@ _PAPER_RADIUS_EDGES = (*range(15), 16, 18, 20, 23)
 def _size(value: int | Sequence[int], name: str) -> tuple[int, int]:
     size = (value, value) if isinstance(value, int) else tuple(value)
     if len(size) != 2 or any(not isinstance(v, int) or v < 1 for v in size):
-        raise ValueError(f"PolarTransform: {name} must be a positive int or (H, W), got {value}")
+        raise ParameterError(OWNER, name, f"must be a positive int or (H, W), got {value}")
     return size
 
 
@@ -31,11 +36,31 @@ def _validated_radius_edges(edges: Sequence[float]) -> tuple[float, ...]:
         or np.any(spacing <= 0)
         or np.any(np.diff(spacing) < -tolerance)
     ):
-        raise ValueError(
-            "PolarTransform: radius_bins must be >= 2 finite edges starting at 0, increasing, with "
-            f"non-decreasing spacing, got {edges}"
+        raise ParameterError(
+            OWNER,
+            "radius_bins",
+            f"must be >= 2 finite edges starting at 0, increasing, with non-decreasing spacing (paper Sec. 3.1), "
+            f"got {list(edges)}",
         )
     return edges
+
+
+def _periodic_interpolation(known: np.ndarray, n_angles: int) -> np.ndarray:
+    """(n_angles, len(known)) weights of periodic linear interpolation over bins 0..n_angles-1 from bins ``known``."""
+    return np.stack(
+        [np.interp(np.arange(n_angles), known, unit, period=n_angles) for unit in np.eye(len(known))], axis=1
+    )
+
+
+def _index_resampling(n: int, size: int) -> np.ndarray:
+    """(size, n) weights of linear resampling of n samples to size samples, align_corners=False, edges clamped."""
+    source = np.maximum((np.arange(size) + 0.5) * n / size - 0.5, 0.0)
+    lower = np.floor(source).astype(int)
+    upper = np.minimum(lower + 1, n - 1)
+    weights = np.zeros((size, n))
+    np.add.at(weights, (np.arange(size), lower), 1.0 - (source - lower))
+    np.add.at(weights, (np.arange(size), upper), source - lower)
+    return weights
 
 
 class PolarTransform(nn.Module):
@@ -45,19 +70,28 @@ class PolarTransform(nn.Module):
     angle atan2(y, x) in [0, 2 pi). Region (i, j) holds the pixels with r in [r_i, r_{i+1}) and angle in
     [theta_j, theta_{j+1}); theta has angle_bins + 1 edges evenly spaced over [0, 2 pi]; pixels beyond the
     last radial edge belong to no region. Per channel:
-      (a) region value = mean of its pixels;
-      (b) empty regions of rings that lie inside the image (r_{i+1} <= distance from the centre to the
-          nearest border) are filled by linear interpolation along the angle, periodic, from the ring's
-          non-empty regions (a ring with one non-empty region becomes constant); other empty regions are 0;
+      (a) region value = mean of its pixels; an empty region is 0 unless step (b) fills it;
+      (b) rings that lie inside the image and have empty regions are filled; ``fill`` selects how:
+          - "paper" (default; paper Sec. 3.1 and the facts file): a ring lies inside when its upper edge
+            r_{i+1} <= the distance d from the centre to the nearest border; its empty regions are filled by
+            linear interpolation along the angle, periodic, from its non-empty regions (a ring with one
+            non-empty region becomes constant); its non-empty regions keep their means;
+          - "released" (the paper's released code): a ring lies inside when its lower edge r_i <= d; its n
+            non-empty pixel masks m_0..m_{n-1} (in angle order) are resampled to angle_bins masks by linear
+            interpolation along the mask index (align_corners=False, not periodic): mask j = (1 - t) m_k +
+            t m_{k+1} with s = (j + 1/2) n / angle_bins - 1/2 clamped at 0, k = floor(s), t = s - k
+            (m_n = m_{n-1}); region j = sum(mask_j * x) / sum(mask_j). Every region of such a ring changes,
+            and on the paper's geometry the ring [16, 18) px, which crosses the border, is resampled too;
       (c) the (radius_bins, angle_bins) map is reflect-padded by 1 on the angle axis;
-      (d) it is resized bilinearly (align_corners=False) to output_size (rows = radius, columns = angle).
+      (d) it is resized bilinearly (align_corners=False, no antialiasing) to output_size (rows = radius,
+          columns = angle).
     Defaults reproduce the paper: 32x32 -> 16x16, radial edges 0, 1, ..., 14, 16, 18, 20, 23 px, 30 angle
     bins, centre (H / 2, W / 2). Without radius_bins, other input sizes use these edges scaled by
-    min(H, W) / 32. center = (row, col) in px is the fixation point. A ring inside the image that contains
-    no pixel at all (e.g. the scaled default edges for inputs below 32 px) raises ValueError: pass radius_bins.
+    min(H, W) / 32. center = (row, col) in px is the fixation point. A ring to fill that contains no pixel at
+    all (e.g. the scaled default edges for inputs below 32 px) raises ValueError: pass radius_bins.
 
     For analyses: polar_map(x) returns the (radius_bins, angle_bins) map of steps (a)-(b) and the buffer
-    region_pixel_count (radius_bins, angle_bins) tells which regions were empty (0: interpolated or zero).
+    region_pixel_count (radius_bins, angle_bins) tells which regions were empty (0: filled or zero).
 
     All steps are precomputed as one dense matrix M of shape (H_out * W_out, H * W) (float32, 4 bytes per
     entry), so the forward is out = x.flatten(-2) @ M^T.
@@ -70,21 +104,31 @@ class PolarTransform(nn.Module):
         radius_bins: Sequence[float] | None = None,
         angle_bins: int = 30,
         center: Sequence[float] | None = None,
+        fill: str = "paper",
     ) -> None:
         super().__init__()
         height, width = _size(input_size, "input_size")
         out_height, out_width = _size(output_size, "output_size")
         if not isinstance(angle_bins, int) or angle_bins < 2:
-            raise ValueError(f"PolarTransform: angle_bins must be an int >= 2, got {angle_bins}")
+            raise ParameterError(OWNER, "angle_bins", f"must be an int >= 2, got {angle_bins!r} (paper: 30)")
+        if fill not in FILLS:
+            raise ParameterError(OWNER, "fill", f"must be one of {list(FILLS)}, got {fill!r}")
         center = (height / 2, width / 2) if center is None else tuple(float(c) for c in center)
-        if len(center) != 2 or not (0.0 <= center[0] <= height and 0.0 <= center[1] <= width):
-            raise ValueError(f"PolarTransform: center must be (row, col) in [0, {height}] x [0, {width}], got {center}")
+        if (
+            len(center) != 2
+            or not all(math.isfinite(c) for c in center)
+            or not (0.0 <= center[0] <= height and 0.0 <= center[1] <= width)
+        ):
+            raise ParameterError(
+                OWNER, "center", f"must be null or (row, col) in [0, {height}] x [0, {width}], got {center}"
+            )
         if radius_bins is None:
             scale = min(height, width) / _PAPER_INPUT_SIZE
             radius_bins = [edge * scale for edge in _PAPER_RADIUS_EDGES]
         self.input_size = (height, width)
         self.output_size = (out_height, out_width)
         self.center = center
+        self.fill = fill
         self.radius_edges = _validated_radius_edges(radius_bins)
         self.angle_edges = tuple(np.linspace(0.0, 2 * math.pi, angle_bins + 1).tolist())
         self.polar_size = (len(self.radius_edges) - 1, angle_bins)
@@ -110,32 +154,31 @@ class PolarTransform(nn.Module):
         pixel = np.flatnonzero(ring < n_rings)
         region = ring[pixel] * n_angles + sector[pixel]
         count = np.bincount(region, minlength=n_rings * n_angles)
-        mean = np.zeros((n_rings * n_angles, height * width))
-        mean[region, pixel] = 1.0 / count[region]
+        membership = np.zeros((n_rings * n_angles, height * width))
+        membership[region, pixel] = 1.0
+        polar = membership / np.maximum(count, 1)[:, None]
 
-        fill = np.eye(n_rings * n_angles)
         border_distance = min(center_row, center_col, height - center_row, width - center_col)
         for i in range(n_rings):
-            ring_count = count[i * n_angles : (i + 1) * n_angles]
-            if self.radius_edges[i + 1] > border_distance or ring_count.all():
-                continue
-            filled = np.flatnonzero(ring_count)
-            if len(filled) == 0:
-                raise ValueError(
-                    f"PolarTransform: radius_bins ring [{self.radius_edges[i]}, {self.radius_edges[i + 1]}) "
-                    "lies inside the image but contains no pixel; widen it or move the center"
-                )
-            weights = np.stack(
-                [np.interp(np.arange(n_angles), filled, unit, period=n_angles) for unit in np.eye(len(filled))],
-                axis=1,
-            )
             ring_rows = slice(i * n_angles, (i + 1) * n_angles)
-            fill[ring_rows, ring_rows] = 0.0
-            fill[ring_rows, i * n_angles + filled] = weights
-        return (
-            torch.from_numpy(count.reshape(self.polar_size)),
-            torch.from_numpy(fill @ mean),
-        )
+            filled = np.flatnonzero(count[ring_rows])
+            inside_edge = self.radius_edges[i + 1] if self.fill == "paper" else self.radius_edges[i]
+            if inside_edge > border_distance or (self.fill == "paper" and len(filled) == n_angles):
+                continue
+            if len(filled) == 0:
+                raise ParameterError(
+                    OWNER,
+                    "radius_bins",
+                    f"ring [{self.radius_edges[i]:g}, {self.radius_edges[i + 1]:g}) lies inside the {height}x{width} "
+                    "input but contains no pixel: widen it (edges in input pixels, e.g. [0,1,2,3,4,6,8]) or move the "
+                    "center",
+                )
+            if self.fill == "paper":
+                polar[ring_rows] = _periodic_interpolation(filled, n_angles) @ polar[i * n_angles + filled]
+            else:
+                masks = _index_resampling(len(filled), n_angles) @ membership[i * n_angles + filled]
+                polar[ring_rows] = masks / masks.sum(axis=1, keepdims=True)
+        return torch.from_numpy(count.reshape(self.polar_size)), torch.from_numpy(polar)
 
     def _pad_and_resize_matrix(self) -> torch.Tensor:
         """Steps (c) and (d) as a float64 matrix (H_out * W_out, R * A), from the identity basis."""
@@ -164,5 +207,5 @@ class PolarTransform(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"input_size={self.input_size}, output_size={self.output_size}, "
-            f"polar_size={self.polar_size}, center={self.center}"
+            f"polar_size={self.polar_size}, center={self.center}, fill={self.fill}"
         )

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurov1.components.parameters import ParameterError
+
 _MIN_SQUARED_WIDTH = 0.1
 
 
@@ -28,9 +30,11 @@ class DivisiveNormalization(nn.Module):
     def __init__(self, channels: int, kernel_size: int = 3) -> None:
         super().__init__()
         if channels < 1:
-            raise ValueError(f"DivisiveNormalization: channels must be >= 1, got {channels}")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"DivisiveNormalization: kernel_size must be odd and >= 1, got {kernel_size}")
+            raise ParameterError("DivisiveNormalization", "channels", f"must be >= 1, got {channels}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ParameterError(
+                "DivisiveNormalization", "kernel_size", f"must be an odd integer >= 1, got {kernel_size!r} (paper: 3)"
+            )
         self.channels = channels
         self.kernel_size = kernel_size
 

@@ -6,11 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurov1.components.parameters import ParameterError
+
+OWNER = "LocallyConnected2d"
+
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
-        raise ValueError(f"LocallyConnected2d: {name} must be a positive int or (H, W), got {value}")
+        raise ParameterError(OWNER, name, f"must be a positive int or (H, W), got {value}")
     return pair
 
 
@@ -55,27 +59,36 @@ class LocallyConnected2d(nn.Module):
         input_size: int | tuple[int, int],
         kernel_size: int = 3,
         stride: int = 1,
-        padding: int = 1,
+        padding: int | None = None,
         bias: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if in_channels < 1:
-            raise ValueError(f"LocallyConnected2d: in_channels must be >= 1, got {in_channels}")
-        if out_channels < 1:
-            raise ValueError(f"LocallyConnected2d: out_channels must be >= 1, got {out_channels}")
-        if kernel_size < 1:
-            raise ValueError(f"LocallyConnected2d: kernel_size must be >= 1, got {kernel_size}")
-        if stride < 1:
-            raise ValueError(f"LocallyConnected2d: stride must be >= 1, got {stride}")
-        if padding < 0:
-            raise ValueError(f"LocallyConnected2d: padding must be >= 0, got {padding}")
+        for name, value, minimum in (
+            ("in_channels", in_channels, 1),
+            ("out_channels", out_channels, 1),
+            ("kernel_size", kernel_size, 1),
+            ("stride", stride, 1),
+        ):
+            if not isinstance(value, int) or value < minimum:
+                raise ParameterError(OWNER, name, f"must be an integer >= {minimum}, got {value!r}")
+        if padding is None and kernel_size % 2 == 0:
+            raise ParameterError(
+                OWNER, "kernel_size", f"must be odd to keep the size (padding None), got {kernel_size}"
+            )
+        padding = kernel_size // 2 if padding is None else padding
+        if not isinstance(padding, int) or padding < 0:
+            raise ParameterError(
+                OWNER, "padding", f"must be an integer >= 0 or None (kernel_size // 2), got {padding!r}"
+            )
+        if not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+            raise ParameterError(OWNER, "dropout", f"must be in [0, 1), got {dropout!r}")
         height, width = _pair(input_size, "input_size")
         out_height = (height + 2 * padding - kernel_size) // stride + 1
         out_width = (width + 2 * padding - kernel_size) // stride + 1
         if out_height < 1 or out_width < 1:
-            raise ValueError(
-                f"LocallyConnected2d: input_size {(height, width)} with padding {padding} must be at least "
-                f"kernel_size {kernel_size}"
+            raise ParameterError(
+                OWNER, "kernel_size", f"{kernel_size} exceeds the input size {(height, width)} with padding {padding}"
             )
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -84,6 +97,8 @@ class LocallyConnected2d(nn.Module):
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
+        # The original single-component model applied Dropout2d(p=0.5) to the layer's input; composites did not.
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else None
 
         patch_length = kernel_size * kernel_size * in_channels
         fan_out = out_channels * kernel_size * kernel_size
@@ -111,6 +126,8 @@ class LocallyConnected2d(nn.Module):
                 f"LocallyConnected2d: expected input of shape (N, {self.in_channels}, {self.input_size[0]}, "
                 f"{self.input_size[1]}), got {tuple(x.shape)}"
             )
+        if self.dropout is not None:
+            x = self.dropout(x)
         batch = x.shape[0]
         p = self.padding
         # (padded pixels, C_in * N): each row holds one padded pixel of every channel and sample.
@@ -126,5 +143,5 @@ class LocallyConnected2d(nn.Module):
         return (
             f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
             f"output_size={self.output_size}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, bias={self.bias is not None}"
+            f"padding={self.padding}, bias={self.bias is not None}, dropout={self.dropout.p if self.dropout else 0.0}"
         )

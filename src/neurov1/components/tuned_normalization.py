@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurov1.components.parameters import ParameterError
+
 _MIN_SIGMA = 0.5
 
 
@@ -23,7 +25,7 @@ class TunedNormalization(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         if channels < 2:
-            raise ValueError(f"TunedNormalization: channels must be >= 2, got {channels}")
+            raise ParameterError("TunedNormalization", "channels", f"must be >= 2, got {channels}")
         self.channels = channels
         self.sigma = nn.Parameter(torch.rand(channels) + channels / 8)
 

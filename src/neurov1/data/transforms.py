@@ -1,9 +1,12 @@
 """Image transforms of the paper's training recipes (ImageNet and Tiny-ImageNet at 64x64)."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import torch
+from torch import Tensor
 from torchvision import transforms as T
 
 from neurov1.errors import ConfigError
@@ -105,3 +108,28 @@ def native_five_crop_transform(image_size: int = 64, mean: ChannelStat = 0.5, st
     """For images stored at the network's size: FiveCrop(224/256 of it) -> each Resize(image_size) -> tensor."""
     view = T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), normalize(mean, std)])
     return FiveCropViews(round(image_size * FIVE_CROP_RATIO), view)
+
+
+@dataclass(frozen=True)
+class PixelSpace:
+    """The data's per-channel normalisation and its inverse: perturbations live in [0, 1] pixels."""
+
+    mean: Tensor  # (1, 3, 1, 1)
+    std: Tensor
+
+    @classmethod
+    def of(cls, datamodule: Any, device: torch.device) -> "PixelSpace":
+        """The ``mean``/``std`` the data module normalises its images with (``data.mean``, ``data.std``)."""
+        mean, std = (
+            torch.tensor(per_channel(getattr(datamodule, name), f"data.{name}"), device=device).view(1, 3, 1, 1)
+            for name in ("mean", "std")
+        )
+        return cls(mean, std)
+
+    def pixels(self, images: Tensor) -> Tensor:
+        """Normalised images -> [0, 1] pixels."""
+        return images * self.std + self.mean
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """[0, 1] pixels -> the network's input."""
+        return (pixels - self.mean) / self.std

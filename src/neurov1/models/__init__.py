@@ -1,14 +1,19 @@
-"""Backbones with the neuro-constrained components placed where the paper puts them."""
+"""Backbones (adapters of network families) with the neuro-constrained components at their sites."""
 
-from neurov1.models.components import COMPONENT_DEFAULTS, COMPONENT_ORDER, validate_components
-from neurov1.models.resnet import ARCHITECTURES, build_resnet, count_parameters, stem_sizes
+from neurov1.models.backbones import Backbone, Place, ResNetBackbone, VGGBackbone, backbone_for
+from neurov1.models.builder import build_network, count_parameters, rename_legacy_keys
+from neurov1.models.sites import SITES, component_order, resolve_components
 
 __all__ = [
-    "ARCHITECTURES",
-    "COMPONENT_DEFAULTS",
-    "COMPONENT_ORDER",
-    "build_resnet",
+    "SITES",
+    "Backbone",
+    "Place",
+    "ResNetBackbone",
+    "VGGBackbone",
+    "backbone_for",
+    "build_network",
+    "component_order",
     "count_parameters",
-    "stem_sizes",
-    "validate_components",
+    "rename_legacy_keys",
+    "resolve_components",
 ]

@@ -2,6 +2,7 @@
 
 import contextlib
 import difflib
+import importlib.util
 import logging
 import os
 import re
@@ -10,20 +11,35 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from neurov1.errors import ConfigError, RunError, one_line
+from neurov1.utils.config import CONFIG_DIR
 from neurov1.utils.io import check_writable
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "conf"
 MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def searchpath_folders(arguments: list[str]) -> list[Path]:
+    """The config folders a ``hydra.searchpath=[file://...,pkg://...]`` override adds."""
+    value = override_value(arguments, "hydra.searchpath") or ""
+    folders = []
+    for entry in (item.strip().strip("'\"") for item in value.strip("[]").split(",") if item.strip()):
+        if entry.startswith("file://"):
+            folders.append(Path(entry.removeprefix("file://")))
+        elif entry.startswith("pkg://"):
+            spec = importlib.util.find_spec(entry.removeprefix("pkg://").replace("/", "."))
+            folders += [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
+    return folders
 
 
 def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR) -> None:
     """Refuse unknown ``model/components`` options on the command line with the list of valid ones.
 
-    Hydra would only say it "could not load" the file; this names the option, the closest valid one and all.
+    Hydra would only say it "could not load" the file; this names the option, the closest valid one and all. The
+    options are neurov1's and those of the config folders ``hydra.searchpath`` adds (components of your own).
     """
-    available = sorted(path.stem for path in (config_dir / "model" / "components").glob("*.yaml"))
+    folders = [config_dir, *searchpath_folders(arguments)]
+    available = sorted({path.stem for folder in folders for path in (folder / "model" / "components").glob("*.yaml")})
     for argument in arguments:
         key, _, value = argument.partition("=")
         if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):

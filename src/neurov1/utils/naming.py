@@ -8,12 +8,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from neurov1.models import validate_components
+from neurov1.models import resolve_components
 
 
 def components_label(components: Mapping[str, Any]) -> str:
-    """``baseline`` or ``center_surround+tuned_norm`` (components in canonical order)."""
-    return "+".join(validate_components(components)) or "baseline"
+    """``baseline`` or ``center_surround+tuned_norm`` (components in canonical order: by site, then name)."""
+    return "+".join(resolve_components(components)) or "baseline"
 
 
 def model_label(net: Mapping[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""The results ledger and the paper's tables built from it."""

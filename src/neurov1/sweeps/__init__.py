@@ -1,0 +1,1 @@
+"""Ablation sweeps: greedy backward elimination of components."""

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, Free adversarial training, checkpoints and resume, loggers, callbacks."""

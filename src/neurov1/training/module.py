@@ -1,0 +1,241 @@
+"""The LightningModule: a neuro-constrained ResNet trained for ImageNet-style classification (paper Sec. 3.2)."""
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from neurov1.errors import ConfigError, Diverged
+from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
+from neurov1.models.sites import accepted_parameters, import_target
+from neurov1.training.checkpoints import LOWER_LR_HINT
+
+# Older checkpoints stored the paper's optimizer and schedule as bare settings.
+LEGACY_TARGETS = {"optimizer": "torch.optim.SGD", "scheduler": "torch.optim.lr_scheduler.MultiStepLR"}
+
+
+def partial_node(node: Mapping[str, Any], key: str) -> functools.partial:
+    """A ``_partial_`` config node (``model.optimizer``, ``model.scheduler``) as a callable; ConfigError naming
+    ``model.<key>`` for an unknown class or parameter."""
+    node = {"_target_": LEGACY_TARGETS[key], **node}
+    factory = import_target(node["_target_"], f"model.{key}._target_")
+    settings = {name: value for name, value in node.items() if name not in ("_target_", "_partial_")}
+    accepted = accepted_parameters(factory)
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        removal = " ".join(f"~model.{key}.{name}" for name in unknown)
+        raise ConfigError(
+            f"model.{key}: {node['_target_']} takes no {unknown}; it takes {', '.join(accepted)}. Remove the others "
+            f"({removal}): an experiment may set them for its own {key}."
+        )
+    return functools.partial(factory, **settings)
+
+
+class NeuroV1Module(L.LightningModule):
+    """Classifier around :func:`neurov1.models.build_network` (its V1 layer: :attr:`v1_layer`).
+
+    All constructor arguments are plain dicts (Hydra builds this class with ``_recursive_: false``), saved as
+    hyperparameters, so ``NeuroV1Module.load_from_checkpoint(path)`` rebuilds the exact component set from the
+    checkpoint alone, with torch's default ``weights_only=True``.
+
+    Args:
+        optimizer: a ``_partial_`` node of a torch optimizer (``conf/model/optimizer``; the paper's SGD).
+        scheduler: a ``_partial_`` node of a torch learning-rate scheduler stepped every epoch
+            (``conf/model/scheduler``; the paper's MultiStepLR).
+        net: ``build_network`` arguments: ``arch``, ``num_classes``, ``input_size``, ``components`` (stored
+            resolved: every component's ``_target_``, ``site`` and parameters), ``backbone`` (an adapter class or
+            null for the built-in one of ``arch``).
+        finetune: head-only fine-tuning (paper Sec. 3.2, Tiny-ImageNet): every parameter but the classifier head
+            (ResNet: ``fc``) is frozen;
+            ``batchnorm: train`` lets BatchNorm running statistics adapt (as the original code did), ``eval`` keeps
+            them.
+        adversarial: Free adversarial training settings (``replays``, ``eps``) of
+            :class:`neurov1.training.free_adversarial.FreeAdversarialModule`, which trains with them; kept here so
+            that a checkpoint loaded as this class still says how its weights were trained.
+        visual_degrees: the field of view of the input image in degrees of visual angle (the model's commitment;
+            every V1 scoring path uses it).
+        data: the data config the model is trained on (``neurov1.evaluate`` takes it unless given ``data=``).
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        finetune: dict[str, Any] | None = None,
+        adversarial: dict[str, Any] | None = None,
+        visual_degrees: float = 8.0,
+        data: dict[str, Any] | None = None,
+        channels_last: bool | str = "auto",
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        net = {"backbone": None, **net, "components": resolve_components(net.get("components") or {})}
+        if finetune is not None and finetune.get("batchnorm") not in ("train", "eval"):
+            raise ConfigError(f"finetune.batchnorm must be train or eval, got {finetune.get('batchnorm')!r}")
+        if channels_last not in (True, False, "auto"):
+            raise ConfigError(f"model.channels_last: true, false or auto (on GPUs), got {channels_last!r}.")
+        if not isinstance(compile, bool):
+            raise ConfigError(f"model.compile: true or false, got {compile!r}.")
+        # How the network runs (not what it is): not hyperparameters, so a checkpoint loads as a plain eager model.
+        self.channels_last = channels_last
+        self.compile_net = compile
+        for key, node in (("optimizer", optimizer), ("scheduler", scheduler)):
+            partial_node(node, key)  # a ConfigError for an unknown class or parameter now, not at fit start
+        hparams = {
+            "net": net,
+            "optimizer": dict(optimizer),
+            "scheduler": dict(scheduler),
+            "finetune": finetune,
+            "adversarial": adversarial,
+            "visual_degrees": visual_degrees,
+            "data": data,
+        }
+        self.save_hyperparameters(hparams)
+        self.net = build_network(**net)
+        self.backbone = backbone_for(net["arch"], net["backbone"])
+        if finetune is not None:
+            head = self.classifier_name + "."
+            for name, parameter in self.net.named_parameters():
+                parameter.requires_grad_(name.startswith(head))
+        num_classes = net["num_classes"]
+        top5 = min(5, num_classes)
+        # The training epoch's running loss and accuracy are part of the checkpoint (persistent), so an epoch resumed
+        # in its middle reports the same epoch values as an uninterrupted one.
+        self.train_loss = MeanMetric()
+        self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        for metric in (self.train_loss, self.train_acc1):
+            metric.persistent(True)
+        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.loss = nn.CrossEntropyLoss()
+        self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
+
+    def setup(self, stage: str) -> None:
+        """Channels-last memory format (``channels_last``: true, or auto on a GPU) and ``torch.compile`` (``compile``).
+
+        ``nn.Module.compile`` compiles the network in place, so parameter names (and checkpoints) stay those of the
+        eager model.
+        """
+        on_gpu = self.trainer.strategy.root_device.type == "cuda"
+        if self.channels_last is True or (self.channels_last == "auto" and on_gpu):
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net and getattr(self.net, "_compiled_call_impl", None) is None:
+            self.net.compile()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Older checkpoints load too: component names from before components were plug-ins, and running training
+        metrics (empty) where they were not saved yet."""
+        state = checkpoint["state_dict"] = rename_legacy_keys(
+            checkpoint["state_dict"], self.hparams["net"]["components"]
+        )
+        for key, value in self.state_dict().items():
+            if key.startswith(("train_loss.", "train_acc1.")):
+                state.setdefault(key, value)
+
+    @property
+    def v1_layer(self) -> str:
+        """The name (in ``net``) of the module whose output is the artificial V1."""
+        return self.backbone.v1_layer(self.net)
+
+    @property
+    def classifier_name(self) -> str:
+        """The name (in ``net``) of the classifier head (ResNet: ``fc``)."""
+        return self.backbone.classifier(self.net)
+
+    @property
+    def components(self) -> list[str]:
+        """Names of the components in this model, in canonical order."""
+        return list(self.hparams["net"]["components"])
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss(logits, labels)
+        self.train_acc1(logits.detach(), labels)
+        self.log_training(loss)
+        return loss
+
+    def log_training(self, loss: Tensor) -> None:
+        """Log a step's loss and the epoch's loss and accuracy (``train_acc1`` updated by the step); watch the loss."""
+        self.watch_loss(loss)
+        self.train_loss(loss.detach())
+        self.log("train/loss", self.train_loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/acc1", self.train_acc1, prog_bar=True, on_step=False, on_epoch=True)
+
+    def watch_loss(self, loss: Tensor) -> None:
+        """Stop with :class:`Diverged` at a non-finite loss.
+
+        The loss of a step is checked at the next one (or at the epoch's end), so the device never waits for the host
+        in the middle of a step; a checkpoint is never written from non-finite weights either
+        (:func:`neurov1.training.checkpoints.check_finite_weights`).
+        """
+        self.check_last_loss()
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
+        self._unchecked_loss = (loss.detach(), self.current_epoch, self.global_step, lr)
+
+    def check_last_loss(self) -> None:
+        if self._unchecked_loss is None:
+            return
+        (loss, epoch, step, lr), self._unchecked_loss = self._unchecked_loss, None
+        if not bool(torch.isfinite(loss)):
+            raise Diverged(
+                f"non-finite loss {float(loss)} at epoch {epoch}, step {step}, learning rate {lr:g}. {LOWER_LR_HINT} "
+                f"(e.g. model.optimizer.lr={lr / 10:g}); metrics.json says diverged and no checkpoint holds these "
+                "weights."
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self.check_last_loss()
+
+    def on_validation_start(self) -> None:
+        self.check_last_loss()
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's running loss and accuracy afresh; with ``finetune.batchnorm=eval``, freeze BatchNorm.
+
+        (Lightning restores each submodule's mode after validation, so setting it once per epoch holds. An epoch
+        resumed in its middle does not start again: its restored running metrics carry on.)
+        """
+        self.train_loss.reset()
+        self.train_acc1.reset()
+        if (self.hparams.get("finetune") or {}).get("batchnorm") == "eval":
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        if images.ndim == 5:  # five crops (N, 5, C, H, W): the prediction is the mean softmax over the crops
+            views = self(images.flatten(0, 1)).unflatten(0, images.shape[:2])
+            self.val_acc1_five_crop(views.softmax(-1).mean(1), labels)
+            self.log("val/acc1_five_crop", self.val_acc1_five_crop, prog_bar=True)
+            logits = views[:, 4]  # the centre crop: the single-crop evaluation
+        else:
+            logits = self(images)
+        self.val_acc1(logits, labels)
+        self.val_acc5(logits, labels)
+        self.log("val/loss", self.loss(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val/acc1", self.val_acc1, prog_bar=True)
+        self.log("val/acc5", self.val_acc5)
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The ``optimizer`` node's optimizer over the trainable parameters."""
+        return partial_node(self.hparams["optimizer"], "optimizer")(
+            [parameter for parameter in self.parameters() if parameter.requires_grad]
+        )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The optimizer and the ``scheduler`` node's schedule, stepped every epoch."""
+        optimizer = self.build_optimizer()
+        scheduler = partial_node(self.hparams["scheduler"], "scheduler")(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,52 @@
+"""The README's promises that a newcomer tries word for word: two set-up commands, and examples the suite runs."""
+
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+PLUGINS = REPO / "tests" / "plugins"
+
+
+def section(title: str) -> str:
+    start = README.index(f"\n{title}\n") + len(title) + 2
+    following = re.search(r"^#{2,3} ", README[start:], re.M)
+    return README[start : start + following.start()] if following else README[start:]
+
+
+def test_quick_start_is_two_commands():
+    (block,) = re.findall(r"```bash\n(.*?)```", section("## Quick start"), re.S)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+    assert commands == ["make demo", "make test"]
+
+
+def test_each_set_up_command_creates_the_environment_when_it_is_missing(tmp_path):
+    for target, command in (("demo", "-m neurov1.train experiment=demo +model/components=all"), ("test", "-m pytest")):
+        plan = subprocess.run(
+            ["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+        steps = plan.splitlines()
+        assert "-m venv" in steps[0] and "pip install -e '.[dev]'" in plan and command in steps[-1]
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / ".installed").touch()  # a complete install newer than pyproject.toml: used as it is
+    plan = subprocess.run(
+        ["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert "venv" not in plan.replace(str(tmp_path / "venv"), "") and "pip" not in plan
+
+
+def code_blocks(title: str) -> list[str]:
+    """The fenced python/yaml blocks of a README section, without their first line (the file name comment)."""
+    return [block.split("\n", 1)[1] for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section(title), re.S)]
+
+
+def test_the_own_component_example_is_the_one_the_suite_trains():
+    python, yaml = code_blocks("### Add your own component")
+    assert python == (PLUGINS / "gabor_bank.py").read_text()
+    assert yaml == (PLUGINS / "conf" / "model" / "components" / "gabor.yaml").read_text()
+
+
+def test_the_own_backbone_example_is_the_one_the_suite_builds():
+    (python,) = code_blocks("### Add a backbone")
+    assert python == (PLUGINS / "wide_resnet_backbone.py").read_text()
