@@ -9,7 +9,7 @@ if [[ $SCALE == full ]]; then
   read -ra IMAGENET <<< "${CHECKPOINTS:?set CHECKPOINTS to the ImageNet best.ckpt of the baseline and of model A}"
   TUNE=() EVAL=()
 else
-  TUNE=(data=demo trainer=cpu trainer.max_epochs=2) EVAL=(data=demo eval.corruption.root="$OUT/demo-c")
+  TUNE=(data=demo trainer=cpu trainer.max_epochs=2) EVAL=(eval.corruption.root="$OUT/demo-c")
   "$PY" -m neurov1.corrupt --demo "$OUT/demo-c" --limit 20
   pretrain "$OUT" none all
   IMAGENET=("${PRETRAINED[@]}")
