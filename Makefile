@@ -1,34 +1,39 @@
-# neurov1: make install | make demo | make test | make bench | make bench-gpu
+# neurov1: make demo | make test | make bench | make bench-gpu (each creates the environment .venv when missing)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Written after a complete install; redone when pyproject.toml changes (an interrupted install is redone too).
+INSTALLED := $(VENV)/.installed
 # Tests run in 2 processes on the 2-core reference machine, one torch thread each.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 .PHONY: install demo test test-slow bench bench-gpu lint clean
 
-install:
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	BS_INSTALL_DEPENDENCIES=no $(PY) -m pip install -e '.[dev]'
+	touch $(INSTALLED)
 
-demo:
+demo: $(INSTALLED)
 	$(PY) -m neurov1.train experiment=demo +model/components=all
 
-test:
+test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-slow:
+test-slow: $(INSTALLED)
 	$(PY) -m pytest -m slow
 
-bench:
+bench: $(INSTALLED)
 	$(PY) -m neurov1.bench model data
 
 # On a GPU node: data path with all cores, end-to-end training images/s, memory, 100-epoch estimate (< 10 min).
-bench-gpu:
+bench-gpu: $(INSTALLED)
 	$(PY) -m neurov1.bench gpu
 
-lint:
+lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 
