@@ -1,5 +1,6 @@
 """The README's promises that a newcomer tries word for word: two set-up commands, and examples the suite runs."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -21,18 +22,21 @@ def test_quick_start_is_two_commands():
     assert commands == ["make demo", "make test"]
 
 
+def make_plan(target: str, venv: Path) -> str:
+    """What ``make <target>`` would run (``make -n``), as from a fresh shell even when the suite runs under make."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    command = ["make", "--no-print-directory", "-n", target, f"VENV={venv}"]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, env=env).stdout
+
+
 def test_each_set_up_command_creates_the_environment_when_it_is_missing(tmp_path):
     for target, command in (("demo", "-m neurov1.train experiment=demo +model/components=all"), ("test", "-m pytest")):
-        plan = subprocess.run(
-            ["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
+        plan = make_plan(target, tmp_path / "venv")
         steps = plan.splitlines()
         assert "-m venv" in steps[0] and "pip install -e '.[dev]'" in plan and command in steps[-1]
     (tmp_path / "venv").mkdir()
     (tmp_path / "venv" / ".installed").touch()  # a complete install newer than pyproject.toml: used as it is
-    plan = subprocess.run(
-        ["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout
+    plan = make_plan("test", tmp_path / "venv")
     assert "venv" not in plan.replace(str(tmp_path / "venv"), "") and "pip" not in plan
 
 
