@@ -9,7 +9,7 @@ from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import model_identifier, truncated_network
-from neurov1.evaluation.brainscore.scoring import V1Settings, _unavailable_reason, score_entry, summarize
+from neurov1.evaluation.brainscore.scoring import V1Settings, score_entry, summarize, unavailable_reason
 from neurov1.models import build_network
 
 
@@ -63,13 +63,13 @@ def test_predictivity_reports_todays_and_the_paper_era_normalisation():
 
 
 def test_unavailable_data_names_the_missing_files_and_the_cache():
-    reason = _unavailable_reason(
+    reason = unavailable_reason(
         "Marques2020_Ringach2002-max_dc",
         OSError("no network"),
         [("s3://bucket/ringach.nc", "/c/brainio/sha/ringach.nc")],
     )
     assert "s3://bucket/ringach.nc -> /c/brainio/sha/ringach.nc" in reason and "BRAINIO_HOME" in reason
-    private = _unavailable_reason(PREDICTIVITY["private"], RuntimeError("An error occurred (403) Forbidden"), [])
+    private = unavailable_reason(PREDICTIVITY["private"], RuntimeError("An error occurred (403) Forbidden"), [])
     assert "eval.predictivity=public" in private
 
 

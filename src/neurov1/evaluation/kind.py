@@ -52,3 +52,8 @@ class Evaluation:
         ``provenance`` says where the weights come from (``checkpoint``: its path, or ``epoch``: the training epoch);
         it is recorded in the written result."""
         raise NotImplementedError
+
+    def plot_curve(self, curve: list[dict[str, float]], out_dir: Path, label: str) -> list[Path]:
+        """Figures of this kind's metrics against the training epoch (``curve``: one dict per evaluation, with its
+        ``epoch``), drawn into ``out_dir`` at the end of fit by the training callback; none by default."""
+        return []

@@ -1,6 +1,7 @@
 """The training callback that scores the model while it trains, with any evaluation kind."""
 
 import copy
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ import lightning as L
 
 from neurov1.errors import ConfigError
 from neurov1.evaluation.kind import Evaluation
+from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,9 @@ class EvaluationCallback(L.Callback):
     ``callbacks=adversarial`` (PGD on the val split) use it with the evaluation kinds of ``conf/eval/``. It runs on
     rank zero only, on a copy of the network in eval mode, with the training data module (for kinds that need
     data), writes the outputs of ``neurov1.evaluate`` into ``<output_dir>/epoch_<n>/`` and sends the kind's metrics
-    to every logger. A failure is reported and training goes on.
+    to every logger. A failure is reported and training goes on. Each evaluation's metrics are added to
+    ``<output_dir>/curve.json`` (one point per epoch; kept across resumes, recorded in ``metrics.json`` and the
+    ledger), and at the end of fit the kind draws its curves next to it (:meth:`Evaluation.plot_curve`).
 
     Args:
         evaluation: an evaluation kind (:class:`neurov1.evaluation.kind.Evaluation`).
@@ -63,6 +67,26 @@ class EvaluationCallback(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.last_evaluated_epoch != trainer.current_epoch:
             self._evaluate(trainer, pl_module, trainer.current_epoch)
+        if trainer.is_global_zero:
+            try:
+                self.evaluation.plot_curve(self.curve(), self.output_dir, model_label(pl_module.hparams["net"]))
+            except Exception:  # noqa: BLE001 - a figure must never fail the run
+                log.exception("%s curves not drawn", self.evaluation.name)
+
+    @property
+    def curve_path(self) -> Path:
+        return self.output_dir / "curve.json"
+
+    def curve(self) -> list[dict[str, float]]:
+        """``[{"epoch": n, <metric>: value, ...}, ...]`` of every evaluation of this run so far, by epoch."""
+        try:
+            return json.loads(self.curve_path.read_text())
+        except (OSError, ValueError):
+            return []
+
+    def _add_to_curve(self, epoch: int, metrics: dict[str, float]) -> None:
+        points = [point for point in self.curve() if point["epoch"] != epoch] + [{"epoch": epoch, **metrics}]
+        write_json_atomic(self.curve_path, sorted(points, key=lambda point: point["epoch"]))
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
         self.last_evaluated_epoch = epoch
@@ -77,4 +101,5 @@ class EvaluationCallback(L.Callback):
         out_dir = self.output_dir / f"epoch_{epoch:03d}"
         outcome = self.evaluation.run(net, pl_module.hparams, label, out_dir, datamodule, {"epoch": epoch})
         log.info("%s evaluation after epoch %d: %s", self.evaluation.name, epoch, outcome.metrics)
+        self._add_to_curve(epoch, outcome.metrics)
         return outcome.metrics

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from neurov1.errors import ConfigError, Diverged, OutputWriteError, Preempted, RunError, check_int
 from neurov1.models import resolve_components
 from neurov1.results.ledger import write_record
+from neurov1.training.callbacks import EvaluationCallback
 from neurov1.training.checkpoints import (
     RUN_STATE_KEY,
     RunCheckpoints,
@@ -195,6 +196,7 @@ def run_summary(
         "last_checkpoint": str(checkpoints.last_path) if checkpoints and checkpoints.last_path.is_file() else None,
         # a resumed run that had nothing left to train still reports the metrics its checkpoint was taken with
         "final": {**(checkpoints.restored_metrics if checkpoints else {}), **scalar_metrics(trainer.callback_metrics)},
+        "curves": {c.evaluation.name: c.curve() for c in trainer.callbacks if isinstance(c, EvaluationCallback)},
         "duration_s": round(time.time() - started, 1),  # this process
         "fit_seconds": round(checkpoints.seconds, 1) if checkpoints else None,  # in fit, over all resumes
         "status": "completed" if failure is None else STATUS.get(type(failure), "failed"),

@@ -8,7 +8,6 @@ from typing import Any
 from torch import nn
 
 from neurov1.errors import ConfigError
-from neurov1.evaluation.brainscore.benchmarks import PREDICTIVITY
 from neurov1.evaluation.brainscore.environment import configure_brainscore
 from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
@@ -63,10 +62,7 @@ def evaluate_v1(
             "seconds": round(time.time() - started, 1),
         }
     report = {
-        "model": name,
-        "source": settings.source,
-        "predictivity_benchmark": PREDICTIVITY[settings.predictivity],
-        "seed": settings.seed,
+        **settings.header(name),
         **per_layer[layers[0]],
     }
     if len(layers) > 1:

@@ -65,8 +65,9 @@ def brain_model(
     mean: float = 0.5,
     std: float = 0.5,
     batch_size: int = 64,
+    region: str = "V1",
 ):
-    """A ``ModelCommitment`` with ``layer`` committed to V1 (no layer search), preprocessing as in training."""
+    """A ``ModelCommitment`` with ``layer`` committed to ``region`` (no layer search), preprocessing as in training."""
     import_brainscore()
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
@@ -81,6 +82,6 @@ def brain_model(
         identifier=identifier,
         activations_model=wrapper,
         layers=[layer],
-        region_layer_map={"V1": layer},
+        region_layer_map={region: layer},
         visual_degrees=visual_degrees,
     )

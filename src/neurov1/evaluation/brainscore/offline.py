@@ -64,7 +64,9 @@ import os
 
 os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")  # before brainscore_vision is imported: no pip installs
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -169,6 +171,19 @@ def reference_assembly(
     return assembly
 
 
+# Brain-Score's own loaders (its ``data.marques2020`` plugin: S3 download or its cache), kept when replaced below
+_PACKAGE_LOADERS: dict[str, Callable[[], Any]] = {}
+
+
+def brainscore_assembly(name: str):
+    """The property assembly ``name`` from Brain-Score's own data (its cache, or a download), even after
+    :func:`register_offline_data` pointed the registry at the rebuilt one."""
+    import brainscore_vision
+    import brainscore_vision.data.marques2020  # noqa: F401  (registers the S3 loaders)
+
+    return _PACKAGE_LOADERS.get(name, brainscore_vision.data_registry[name])()
+
+
 def register_offline_data(
     cache_dir: str | os.PathLike[str], progress: bool = True, *, workers: int | None = 2, seed: int = 0
 ) -> None:
@@ -186,6 +201,7 @@ def register_offline_data(
             generate_marques_stimuli, name, cache_dir, workers=workers, progress=progress
         )
     for name in ASSEMBLY_STIMULUS_SETS:
+        _PACKAGE_LOADERS.setdefault(name, brainscore_vision.data_registry[name])
         brainscore_vision.data_registry[name] = partial(
             reference_assembly, name, cache_dir, seed=seed, workers=workers, progress=progress
         )

@@ -43,6 +43,15 @@ class V1Settings:
         if unknown:
             raise ConfigError(f"eval.benchmarks: unknown benchmark ids {sorted(unknown)}")
 
+    def header(self, model: str) -> dict[str, Any]:
+        """The first keys of a V1 report (``v1_scores.json``, ``v1_probe.json``): model and settings."""
+        return {
+            "model": model,
+            "source": self.source,
+            "predictivity_benchmark": PREDICTIVITY[self.predictivity],
+            "seed": self.seed,
+        }
+
     def selected(self) -> list[str]:
         everything = [PREDICTIVITY[self.predictivity], *PROPERTY_BENCHMARKS]
         return [b for b in everything if self.benchmarks is None or b in self.benchmarks]
@@ -70,7 +79,7 @@ def recorded_downloads() -> Iterator[list[tuple[str, str]]]:
         BotoFetcher.download_boto = original
 
 
-def _unavailable_reason(benchmark_id: str, error: BaseException, failed_downloads: list[tuple[str, str]]) -> str:
+def unavailable_reason(benchmark_id: str, error: BaseException, failed_downloads: list[tuple[str, str]]) -> str:
     text = f"{type(error).__name__}: {error}"
     if benchmark_id == PREDICTIVITY["private"] and ("403" in text or "Forbidden" in text or "AccessDenied" in text):
         return (
@@ -129,7 +138,7 @@ def score_layer(model: Any, settings: V1Settings, cache_dir: str | None = None) 
                 score = _run(brainscore_vision.load_benchmark(benchmark_id), model, settings.seed)
                 entries[benchmark_id] = {**score_entry(benchmark_id, score), "source": "brainscore"}
             except Exception as error:  # noqa: BLE001 - every failure becomes a reported, unscored benchmark
-                reason = _unavailable_reason(benchmark_id, error, failed)
+                reason = unavailable_reason(benchmark_id, error, failed)
                 log.warning("%s not scored from Brain-Score data: %s", benchmark_id, reason)
                 entries[benchmark_id] = {"source": None, "reason": reason}
         entries[benchmark_id]["seconds"] = round(time.time() - started, 1)

@@ -87,15 +87,18 @@ def plot_layers(per_layer: dict[str, dict[str, Any]], path: Path, name: str) -> 
     return save_figure(figure, path, f"V1 alignment per layer: {name}")
 
 
-def write_v1_outputs(report: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
-    """Write ``v1_scores.json``, ``v1_scores.md``, ``v1_scores.csv``, ``v1_groups.png`` (and ``v1_layers.png``)."""
+def write_v1_outputs(
+    report: dict[str, Any], out_dir: Path, name: str, stem: str = "v1_scores", plot_stem: str = "v1"
+) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.md``, ``<stem>.csv``, ``<plot_stem>_groups.png`` (and
+    ``<plot_stem>_layers.png``): ``v1_scores.*`` and ``v1_*.png`` for Brain-Score, ``v1_probe*`` for the probe."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "json": write_json_atomic(out_dir / "v1_scores.json", report),
-        "markdown": write_text_atomic(out_dir / "v1_scores.md", markdown_tables(report, name)),
-        "csv": write_text_atomic(out_dir / "v1_scores.csv", csv_table(report)),
-        "groups_plot": plot_groups(report, out_dir / "v1_groups.png", name),
+        "json": write_json_atomic(out_dir / f"{stem}.json", report),
+        "markdown": write_text_atomic(out_dir / f"{stem}.md", markdown_tables(report, name)),
+        "csv": write_text_atomic(out_dir / f"{stem}.csv", csv_table(report)),
+        "groups_plot": plot_groups(report, out_dir / f"{plot_stem}_groups.png", name),
     }
     if len(report.get("layers", {})) > 1:
-        paths["layers_plot"] = plot_layers(report["layers"], out_dir / "v1_layers.png", name)
+        paths["layers_plot"] = plot_layers(report["layers"], out_dir / f"{plot_stem}_layers.png", name)
     return paths

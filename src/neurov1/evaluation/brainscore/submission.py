@@ -1,0 +1,118 @@
+"""A trained model as a Brain-Score model plugin folder, ready to submit to the public leaderboard.
+
+Brain-Score (vision) takes models as plugin folders under ``brainscore_vision/models/<identifier>/``: an
+``__init__.py`` that registers the model in ``model_registry``, the model code, a ``test.py`` and a
+``requirements.txt``. The folder written here holds, besides those, the checkpoint's weights and architecture
+(``weights.pt``: a plain dict of tensors and settings, loaded with ``weights_only=True``); the model is rebuilt by
+``neurov1.models.build_network`` (so ``neurov1`` is a requirement), wrapped with Brain-Score's ``PytorchWrapper``
+with the training preprocessing (resize to the input size, normalisation 0.5/0.5) and committed as neurov1 scores
+it: the V1 layer to V1, at the model's ``visual_degrees``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neurov1.errors import ConfigError
+from neurov1.utils.io import atomic_writer, write_text_atomic
+
+INIT = '''"""{label}: a neurov1 model, committed as neurov1 scores it (its V1 layer to V1)."""
+
+from brainscore_vision import model_registry
+from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
+
+from .model import IDENTIFIER, LAYERS, VISUAL_DEGREES, get_model
+
+model_registry[IDENTIFIER] = lambda: ModelCommitment(
+    identifier=IDENTIFIER,
+    activations_model=get_model(IDENTIFIER),
+    layers=LAYERS,
+    region_layer_map={{"V1": LAYERS[0]}},
+    visual_degrees=VISUAL_DEGREES,
+)
+'''
+
+MODEL = '''"""The network of {label}, rebuilt by neurov1 from weights.pt, as a Brain-Score activations model."""
+
+import functools
+from pathlib import Path
+
+import torch
+from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
+
+from neurov1.models import build_network
+
+IDENTIFIER = {identifier!r}
+LAYERS = [{layer!r}]  # the committed V1 layer
+VISUAL_DEGREES = {visual_degrees!r}
+IMAGE_SIZE = {image_size!r}
+MEAN, STD = 0.5, 0.5  # the training normalisation of every neurov1 data module
+WEIGHTS = Path(__file__).with_name("weights.pt")
+
+
+def network() -> torch.nn.Module:
+    saved = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    net = build_network(**saved["net"])
+    net.load_state_dict(saved["state_dict"])
+    return net.eval()
+
+
+def get_model(name: str) -> PytorchWrapper:
+    assert name == IDENTIFIER
+    preprocessing = functools.partial(
+        load_preprocess_images, image_size=IMAGE_SIZE, normalize_mean=(MEAN,) * 3, normalize_std=(STD,) * 3
+    )
+    wrapper = PytorchWrapper(identifier=IDENTIFIER, model=network(), preprocessing=preprocessing)
+    wrapper.image_size = IMAGE_SIZE
+    return wrapper
+
+
+def get_layers(name: str) -> list[str]:
+    assert name == IDENTIFIER
+    return LAYERS
+'''
+
+TEST = """import pytest
+
+import brainscore_vision
+
+
+@pytest.mark.travis_slow
+def test_has_identifier():
+    model = brainscore_vision.load_model({identifier!r})
+    assert model.identifier == {identifier!r}
+"""
+
+
+def plugin_identifier(label: str) -> str:
+    """A registry key from a model label: lower case letters, digits, ``-`` and ``_`` (``neurov1-<label>``)."""
+    return "neurov1-" + re.sub(r"[^a-z0-9_-]+", "-", label.lower()).strip("-")
+
+
+def write_plugin(
+    out: Path, net: torch.nn.Module, net_config: dict[str, Any], layer: str, visual_degrees: float, label: str
+) -> Path:
+    """Write the plugin folder ``out/<identifier>/``; returns it. An existing non-empty folder is refused."""
+    identifier = plugin_identifier(label)
+    folder = Path(out) / identifier
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"out: {folder} exists and is not empty; choose another out= or remove it.")
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "label": label,
+        "identifier": identifier,
+        "layer": layer,
+        "visual_degrees": float(visual_degrees),
+        "image_size": int(net_config["input_size"]),
+    }
+    with atomic_writer(folder / "weights.pt") as file:
+        torch.save({"net": dict(net_config), "state_dict": net.state_dict()}, file)
+    write_text_atomic(folder / "model.py", MODEL.format(**settings))
+    write_text_atomic(folder / "__init__.py", INIT.format(**settings))
+    write_text_atomic(folder / "test.py", TEST.format(**settings))
+    write_text_atomic(folder / "requirements.txt", "neurov1\ntorch\ntorchvision\n")
+    return folder
