@@ -14,6 +14,7 @@ from neurov1.components import DoGConv2d, PolarTransform, TunedNormalization
 from neurov1.data.demo import demo_images
 from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.model import truncated_network
+from neurov1.evaluation.probe import properties
 from neurov1.inspection.diversity import compare_runs, lpips_metric, pairwise_lpips
 from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
 from neurov1.inspection.polar import central_magnification, scaled_transform
@@ -169,9 +170,11 @@ def test_lpips_trunk_comes_from_a_local_file(tmp_path):
 
 def test_analysis_selection():
     all_four = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
-    assert select_analyses(None, all_four)[0] == ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity"]
+    every = ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity", "tuning_curves"]
+    assert select_analyses(None, all_four)[0] == every
     selected, skipped = select_analyses(None, [])
-    assert selected == ["max_activation", "lpips_diversity"] and set(skipped) == {"dog", "tuned_norm", "polar"}
+    assert selected == ["max_activation", "lpips_diversity", "tuning_curves"]
+    assert set(skipped) == {"dog", "tuned_norm", "polar"}
     assert select_analyses(["lpips_diversity", "dog"], all_four)[0] == ["dog", "max_activation", "lpips_diversity"]
     with pytest.raises(ConfigError, match="unknown analysis 'dogg'. Did you mean 'dog'"):
         select_analyses(["dogg"], all_four)
@@ -231,7 +234,7 @@ def test_analyze_command_writes_every_analysis_on_the_demo_checkpoint(demo_run, 
     (summary_path,) = tmp_path.rglob("analysis.json")
     run_dir = summary_path.parent
     summary = json.loads(summary_path.read_text())
-    assert summary["analyses"] == ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity"]
+    assert summary["analyses"] == ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity", "tuning_curves"]
     for name in summary["analyses"]:
         assert all((run_dir / file).stat().st_size > 0 for file in summary[name]["files"]), name
     net = NeuroV1Module.load_from_checkpoint(checkpoint, map_location="cpu").net
@@ -240,6 +243,15 @@ def test_analyze_command_writes_every_analysis_on_the_demo_checkpoint(demo_run, 
     assert summary["lpips_diversity"]["trunk"] == "random (not comparable with LPIPS)"
     assert summary["lpips_diversity"]["pairs"]["count"] == 6
     assert summary["polar"]["stem"]["input_size"] == [32, 32]
+    tuning = summary["tuning_curves"]
+    assert 0 < len(tuning["units"]) <= 8 and tuning["units_responsive"] <= tuning["units_recorded"]
+    orientation_curves = np.array(tuning["curves"]["orientation"])
+    assert (
+        orientation_curves.shape == (len(tuning["units"]), 12) and len(tuning["curves"]["spatial_frequency"][0]) == 22
+    )
+    # the titles' values are the probe's, computed from the drawn curves
+    variance = properties.circular_variance(orientation_curves, np.linspace(0, 165, 12))
+    np.testing.assert_allclose(tuning["values"]["Ringach2002"]["circular_variance"], variance, rtol=1e-5)
 
     result = analyze(compose_analyze(f"compare=[{run_dir},{run_dir}]", out_dir=tmp_path / "compare"))
     assert result["F"] == pytest.approx(0.0) and result["groups"][0]["pairs"] == 6

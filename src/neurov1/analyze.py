@@ -1,4 +1,4 @@
-"""Analyse a trained model's learned components (paper Sec. 4.3, Figures F.1 and F.2).
+"""Analyse a trained model's learned components (paper Sec. 4.3, Figures F.1 and F.2) and its V1 units' tuning.
 
 ``python -m neurov1.analyze ckpt_path=<run>/checkpoints/best.ckpt [analysis=[dog,tuned_norm,polar,...]]`` writes
 the figures, ``analysis.json`` (every number and the timings) and, for ``lpips_diversity``, ``lpips_distances.csv``
@@ -28,6 +28,7 @@ from neurov1.inspection.diversity import analyze_lpips, compare_runs, lpips_metr
 from neurov1.inspection.parameters import analyze_dog, analyze_tuned_norm
 from neurov1.inspection.polar import analyze_polar
 from neurov1.inspection.stimuli import StimulusSettings, maximize_channels, save_gallery
+from neurov1.inspection.tuning_curves import analyze_tuning_curves
 from neurov1.models import backbone_for, resolve_components
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
@@ -45,6 +46,7 @@ ANALYSES: dict[str, str | None] = {
     "polar": "cortical_mag",
     "max_activation": None,
     "lpips_diversity": None,
+    "tuning_curves": None,
 }
 
 
@@ -83,6 +85,7 @@ def select_analyses(requested: list[str] | None, components: Collection[str]) ->
 def _check_settings(cfg: DictConfig) -> None:
     check_int(cfg.dog.bins, "dog.bins", 40)
     check_int(cfg.dog.gallery_kernels, "dog.gallery_kernels", 64)
+    check_int(cfg.tuning_curves.units, "tuning_curves.units", 8)
     if cfg.polar.image_size is not None:
         check_int(cfg.polar.image_size, "polar.image_size", 64, minimum=32)
     if not 0 <= cfg.polar.offset <= 0.5:
@@ -175,6 +178,15 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         ),
         "max_activation": run_max_activation,
         "lpips_diversity": lambda: analyze_lpips(metric, trunk, stimuli["images"], channels, out_dir),
+        "tuning_curves": lambda: analyze_tuning_curves(
+            net.to(device),
+            v1_layer,
+            out_dir,
+            input_size,
+            module.hparams.get("visual_degrees", 8),
+            cfg.tuning_curves.units,
+            cfg.tuning_curves.seed,
+        ),
     }
     timings = {}
     for name in names:
