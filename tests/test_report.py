@@ -3,8 +3,8 @@
 import pytest
 
 from neurov1.errors import ConfigError
-from neurov1.results.ledger import write_record
-from neurov1.results.paper_tables import build_report
+from neurov1.results.ledger import load_records, write_record
+from neurov1.results.paper_tables import build_report, probe_curve_points, probe_curves
 
 
 def train_record(results, run_dir, components, seed, accuracy, v1=None, **training):
@@ -136,3 +136,17 @@ def test_an_unreadable_record_is_named_and_skipped(tmp_path, caplog):
     table1 = build_report(results, tmp_path / "report")["tables"][0]
     assert table1.rows[0][:2] == ["resnet50: baseline", "0.600"]
     assert any(str(broken) in r.getMessage() and "Skipping ledger record" in r.getMessage() for r in caplog.records)
+
+
+def test_probe_curves_are_drawn_per_component_set(tmp_path):
+    results = tmp_path / "results"
+    for seed, start in enumerate((0.40, 0.44)):
+        curve = [{"epoch": epoch, "v1_probe/property": start + 0.1 * epoch} for epoch in (1, 2, 3)]
+        train_record(results, f"/runs/base{seed}", [], seed, 0.6, curves={"v1_probe": curve})
+    train_record(results, "/runs/tuned0", ["tuned_norm"], 0, 0.58)  # no probe curve: not drawn, not an error
+    points = probe_curve_points(load_records(results))
+    assert list(points) == ["resnet50: baseline"]
+    assert points["resnet50: baseline"] == pytest.approx({1: 0.52, 2: 0.62, 3: 0.72})
+    report = build_report(results, tmp_path / "report")
+    assert report["paths"]["probe_curves"].stat().st_size > 0
+    assert probe_curves([], tmp_path / "empty.png") is None and not (tmp_path / "empty.png").exists()

@@ -7,6 +7,7 @@ From the records of finished runs (``neurov1.results.ledger``) it builds, as far
 - Tables 3 and 5 (backward elimination: a checkmark per component, the chosen metric, Table 1 and 2 metrics);
 - Table 4 (adversarially trained models: accuracy, V1 scores, PGD accuracy);
 - Table 6 (V1 scores of untrained models: ``neurov1.evaluate eval=v1 ckpt_path=null``);
+- Table 7 (V1, V2, V4, IT: ``neurov1.evaluate eval=regions ckpt_path=...`` records of the runs);
 - Tables 8-10 (Tiny-ImageNet-C accuracy of the models with corruption results).
 
 Outputs: ``report.md``, ``report.csv`` (every model and metric, numeric), one CSV per table under ``tables/``, a bar
@@ -43,6 +44,7 @@ TABLE1 = (
 )
 TABLE2 = tuple((f"v1/{group}", group.replace("_", " ").capitalize()) for group in PROPERTY_GROUPS)
 TABLE4 = (*TABLE1, ("adversarial/clean_acc1", "Clean acc. (PGD set)"), ("adversarial/acc1", "PGD acc."))
+TABLE7 = (("v1/overall", "V1"), ("regions/V2", "V2"), ("regions/V4", "V4"), ("regions/IT", "IT"))
 BASELINE = "baseline"
 # How a run was trained, from its record; each kind gets its own rows (a fine-tuned head's accuracy is not ImageNet's).
 KIND_SUFFIX = {"standard": "", "adversarial": " (Free-AT)", "finetune": " (fine-tuned head)"}
@@ -244,6 +246,9 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
     ]
     if untrained:
         tables.append(comparison_table(aggregate(untrained), TABLE1[1:], "Table 6: V1 scores of untrained models"))
+    regions = {label: stats for label, stats in by_kind["standard"].items() if any(k in stats for k, _ in TABLE7[1:])}
+    if regions:
+        tables.append(comparison_table(regions, TABLE7, "Table 7: V1, V2, V4 and IT (eval=regions: best layer)"))
     robust = {
         label: summary_from_metrics({key: mean for key, (mean, _, _) in stats.items()})
         for kind in by_kind.values()
@@ -301,6 +306,36 @@ def group_heat_map(aggregated: dict[str, Stats], path: Path) -> Path | None:
     return save_figure(figure, path, f"V1 property groups relative to {baseline_label}")
 
 
+def probe_curve_points(records: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """``{component set: {epoch: V1 Property}}`` (mean over seeds) of the V1 probe curves that ``callbacks=v1_probe``
+    leaves in the completed train records."""
+    by_label: dict[str, dict[int, list[float]]] = {}
+    for record in records:
+        if record["kind"] != "train" or record.get("status", "completed") != "completed":
+            continue
+        for point in (record.get("curves") or {}).get("v1_probe", []):
+            if "v1_probe/property" in point:
+                label = _label(record, training_kind(record))
+                by_label.setdefault(label, {}).setdefault(point["epoch"], []).append(point["v1_probe/property"])
+    return {
+        label: {epoch: float(np.mean(values)) for epoch, values in sorted(points.items())}
+        for label, points in sorted(by_label.items())
+    }
+
+
+def probe_curves(records: list[dict[str, Any]], path: Path) -> Path | None:
+    """V1 Property (probe) against the training epoch, one line per component set; None when no run has a curve."""
+    curves = probe_curve_points(records)
+    if not curves:
+        return None
+    figure, axis = new_figure(7, 4)
+    for label, points in curves.items():
+        axis.plot(list(points), list(points.values()), marker="o", markersize=3, label=label)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("V1 Property (probe)")
+    return save_figure(figure, path, "V1 alignment through training (V1 probe, mean over seeds)")
+
+
 def slug(title: str) -> str:
     """A file-name form of a table title (its part before the colon)."""
     return re.sub(r"[^a-z0-9]+", "_", title.split(":")[0].lower()).strip("_")
@@ -308,7 +343,8 @@ def slug(title: str) -> str:
 
 def build_report(results_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Write the report of the ledger in ``results_dir`` into ``out_dir``; returns its files and tables."""
-    tables, by_kind = build_tables(load_records(results_dir))
+    records = load_records(results_dir)
+    tables, by_kind = build_tables(records)
     if not tables:
         raise ConfigError(f"results_dir: {results_dir} holds no finished train runs or eliminations yet.")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -321,4 +357,6 @@ def build_report(results_dir: Path, out_dir: Path) -> dict[str, Any]:
         paths["plot"] = bar_plot(by_kind["standard"], out_dir / "report.png")
         if heat_map := group_heat_map(by_kind["standard"], out_dir / "v1_groups_vs_baseline.png"):
             paths["heat_map"] = heat_map
+    if curves := probe_curves(records, out_dir / "v1_probe_curves.png"):
+        paths["probe_curves"] = curves
     return {"paths": paths, "tables": tables}
