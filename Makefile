@@ -27,7 +27,7 @@ test-slow: $(INSTALLED)
 	$(PY) -m pytest -m slow
 
 bench: $(INSTALLED)
-	$(PY) -m neurov1.bench model data
+	$(PY) -m neurov1.bench model data probe
 
 # On a GPU node: data path with all cores, end-to-end training images/s, memory, 100-epoch estimate (< 10 min).
 bench-gpu: $(INSTALLED)

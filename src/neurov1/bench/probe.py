@@ -1,0 +1,133 @@
+"""The V1 probe's cost (``python -m neurov1.bench probe``): against its floor and against Brain-Score.
+
+For each model (untrained weights: the cost does not depend on them), in one run:
+
+- floor: the network's own forward passes up to the V1 layer over the 9,097 probe stimuli (batches of 64);
+- probe: ``eval=v1_probe`` offline with the stimuli in memory (what every call pays once they are rendered or
+  read from the cache file), its steps, and its overhead over the floor, both measured in one child process; the
+  first rendering of the stimuli is reported once;
+- Brain-Score (the demo model only): a first ``eval=v1`` offline evaluation through Brain-Score (fresh result
+  caches; the 672 px PNG stimuli already rendered), the probe's speed-up over it;
+- the peak resident memory of a child process that runs only the probe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from neurov1.bench.model import ALL, peak_rss_mb
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
+from neurov1.evaluation.brainscore.stimuli import BLANK, STIMULUS_SETS, generate_marques_stimuli
+from neurov1.evaluation.probe import stimuli as stimuli_module
+from neurov1.evaluation.probe.stimuli import probe_stimuli
+from neurov1.evaluation.v1_probe import probe_v1
+from neurov1.models import build_network
+from neurov1.utils.io import default_cache_dir
+
+PROBE_MODELS: dict[str, tuple[str, dict[str, dict]]] = {
+    "demo ResNet-18, all": ("resnet18", ALL),
+    "ResNet-50": ("resnet50", {}),
+    "ResNet-50, all": ("resnet50", ALL),
+}
+BRAINSCORE_MODEL = "demo ResNet-18, all"
+OFFLINE = V1Settings(source="offline")
+
+
+def network(name: str, layer: str = "layer1", image_size: int = 64) -> torch.nn.Module:
+    torch.manual_seed(0)
+    arch, components = PROBE_MODELS[name]
+    return build_network(arch, num_classes=1000, input_size=image_size, components=components).eval()
+
+
+@torch.no_grad()
+def floor_seconds(net: torch.nn.Module, layer: str, image_size: int) -> float:
+    """Forward passes up to ``layer`` over every probe stimulus, preprocessed as the probe does."""
+    truncated = truncated_network(net, layer)
+    stimuli = probe_stimuli(image_size, 8.0)
+    truncated(stimuli[BLANK].float().expand(64, 3, -1, -1))  # one untimed batch: first-call allocations
+    started = time.perf_counter()
+    for images in stimuli.values():
+        for start in range(0, len(images), 64):
+            batch = images[start : start + 64].float().div(255).sub(0.5).div(0.5)[:, None].expand(-1, 3, -1, -1)
+            truncated(batch)
+    return time.perf_counter() - started
+
+
+def probe_child(name: str, layer: str, image_size: int) -> dict:
+    """Run in a fresh process: the floor, then one probe (stimuli in memory), and the process's peak memory."""
+    net = network(name, image_size=image_size)
+    floor = floor_seconds(net, layer, image_size)
+    started = time.perf_counter()
+    report = probe_v1(net, layer, OFFLINE, image_size, 8, progress=False)
+    seconds = time.perf_counter() - started
+    return {"floor_s": floor, "seconds": seconds, "timings": report["timings"], "peak_rss_mb": peak_rss_mb()}
+
+
+def brainscore_seconds(net: torch.nn.Module, layer: str) -> float:
+    """A first offline ``eval=v1`` of ``net`` through Brain-Score: fresh result caches, stimulus PNGs rendered."""
+    for name in STIMULUS_SETS:  # rendered before the clock starts (once per cache folder)
+        generate_marques_stimuli(name, default_cache_dir(), progress=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["RESULTCACHING_HOME"] = str(Path(scratch) / "result_caching")
+        started = time.perf_counter()
+        model = brain_model(net, layer, model_identifier(net, layer, 64, 8), 64, 8)
+        score_layer(model, OFFLINE, str(default_cache_dir()))
+        return time.perf_counter() - started
+
+
+def render_seconds(image_size: int) -> float:
+    """Time of a first rendering of the stimuli (into a scratch cache); makes sure the default cache holds them."""
+    stimuli_module._IN_MEMORY.clear()
+    probe_stimuli(image_size, 8.0)  # the default cache file, read by the probe's child processes
+    stimuli_module._IN_MEMORY.clear()
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        probe_stimuli(image_size, 8.0, scratch)
+        return time.perf_counter() - started
+
+
+def probe_rows(large: bool) -> dict:
+    """One row per model (and, with ``large``, ResNet-50's layer1 at 224 px and layer2 at 64 px)."""
+    cases = [(name, "layer1", 64) for name in PROBE_MODELS]
+    if large:
+        cases += [("ResNet-50", "layer1", 224), ("ResNet-50", "layer2", 64)]
+    rendering = {size: render_seconds(size) for size in sorted({size for _, _, size in cases})}
+    rows = []
+    for name, layer, image_size in cases:
+        command = [sys.executable, "-m", "neurov1.bench", "--probe-child", f"{name}|{layer}|{image_size}"]
+        child = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        row = {"model": name, "layer": layer, "image_size": image_size, **child}
+        row["overhead"] = child["seconds"] / child["floor_s"] - 1
+        if name == BRAINSCORE_MODEL and layer == "layer1" and image_size == 64:
+            row["brainscore_s"] = brainscore_seconds(network(name), layer)
+            row["speedup"] = row["brainscore_s"] / child["seconds"]
+        rows.append(row)
+    return {"first_rendering_s": rendering, "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "V1 probe, CPU (2 threads), one run; stimuli already rendered (first rendering: "
+        + ", ".join(f"{size} px {seconds:.1f} s" for size, seconds in result["first_rendering_s"].items())
+        + ")",
+        "| model | layer | input | floor: forward passes (s) | probe (s) | overhead | Brain-Score eval=v1 (s) | "
+        "probe speed-up | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        brainscore = f"{row['brainscore_s']:.1f}" if "brainscore_s" in row else "-"
+        speedup = f"{row['speedup']:.1f}x" if "speedup" in row else "-"
+        lines.append(
+            f"| {row['model']} | {row['layer']} | {row['image_size']} px | {row['floor_s']:.1f} | "
+            f"{row['seconds']:.1f} | {row['overhead']:+.0%} | {brainscore} | {speedup} | {row['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
