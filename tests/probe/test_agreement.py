@@ -75,7 +75,7 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
     register_offline_data(stimulus_cache, progress=False)
     identifier = model_identifier(net, layer, 64, 8)
     model, selected, rates, tables = brainscore_tables(net, layer, identifier, stimulus_cache)
-    recording = record(truncated_network(net, layer), 64, 8.0, progress=False, cache_dir=tmp_path)
+    recording = record(truncated_network(net, layer), 64, 8.0, progress=False, cache_dir=stimulus_cache)
 
     np.testing.assert_array_equal(recording.selected, selected)
     assert len(selected) >= 5
@@ -93,7 +93,7 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
 
     settings = V1Settings(source="offline", seed=0)
     official = score_layer(model, settings, str(stimulus_cache))["benchmarks"]
-    probe = probe_v1(net, layer, settings, 64, 8, cache_dir=str(tmp_path), progress=False)["benchmarks"]
+    probe = probe_v1(net, layer, settings, 64, 8, cache_dir=str(stimulus_cache), progress=False)["benchmarks"]
     for benchmark_id in OFFLINE_BENCHMARKS:
         assert benchmark_id in PROBE_BENCHMARKS
         assert probe[benchmark_id]["source"] == official[benchmark_id]["source"] == "offline"

@@ -14,9 +14,9 @@ from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS
 from neurov1.results.ledger import load_records
 
 
-def test_probe_of_a_demo_checkpoint(demo_run, tmp_path):
+def test_probe_of_a_demo_checkpoint(demo_run, stimulus_cache, tmp_path):
     checkpoint = demo_run / "checkpoints" / "last.ckpt"
-    overrides = [f"ckpt_path={checkpoint}", "eval=v1_probe", "eval.source=offline", f"eval.cache_dir={tmp_path}"]
+    overrides = [f"ckpt_path={checkpoint}", "eval=v1_probe", "eval.source=offline", f"eval.cache_dir={stimulus_cache}"]
     run_module("neurov1.evaluate", *overrides, log_dir=tmp_path / "eval")
     (path,) = (tmp_path / "eval").rglob("v1_probe.json")
     report = json.loads(path.read_text())
@@ -44,13 +44,13 @@ def test_probe_of_a_demo_checkpoint(demo_run, tmp_path):
     )
 
 
-def test_probe_callback_follows_training(tmp_path):
+def test_probe_callback_follows_training(stimulus_cache, tmp_path):
     overrides = ["trainer.max_epochs=2", "callbacks=v1_probe", "callbacks.v1_probe.evaluation.source=offline"]
     run_module(
         "neurov1.train",
         *TINY_DEMO,
         *overrides,
-        f"callbacks.v1_probe.evaluation.cache_dir={tmp_path}",
+        f"callbacks.v1_probe.evaluation.cache_dir={stimulus_cache}",
         log_dir=tmp_path / "runs",
     )
     (run_dir,) = run_dirs(tmp_path / "runs")
