@@ -58,6 +58,7 @@ def test_probe_callback_follows_training(stimulus_cache, tmp_path):
     curve = json.loads((folder / "curve.json").read_text())
     assert [point["epoch"] for point in curve] == [1, 2]
     assert all(0 <= point["v1_probe/property"] <= 1.5 and "v1_probe/receptive_field_size" in point for point in curve)
+    assert all(point["v1_probe/seconds"] > 0 for point in curve)  # the cost of each call
     for epoch in (1, 2):
         assert json.loads((folder / f"epoch_{epoch:03d}" / "v1_probe.json").read_text())["epoch"] == epoch
     assert (folder / "v1_probe_curves.png").stat().st_size > 0 and (folder / "v1_probe_histograms.png").stat().st_size

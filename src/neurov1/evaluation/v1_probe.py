@@ -47,9 +47,10 @@ NOT_MEASURED_OFFLINE = (
 
 
 def probe_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """``v1_probe/<group>``, ``v1_probe/property`` (and overall/predictivity when scored) and per-benchmark
-    ``v1_probe/<benchmark>/median`` and ``/units`` (responsive units) for the loggers."""
+    """``v1_probe/<group>``, ``v1_probe/property`` (and overall/predictivity when scored), per-benchmark
+    ``v1_probe/<benchmark>/median`` and ``/units`` (responsive units), and the call's cost ``v1_probe/seconds``."""
     metrics = {f"v1_probe/{key.removeprefix('v1_')}": value for key, value in report["scores"].items()}
+    metrics["v1_probe/seconds"] = report["seconds"]
     metrics.update({f"v1_probe/{group}": value["score"] for group, value in report["groups"].items()})
     for benchmark_id, summary in report["properties"].items():
         short = benchmark_id.removeprefix("Marques2020_")
