@@ -4,11 +4,11 @@ For each model (untrained weights: the cost does not depend on them), in one run
 
 - floor: the network's own forward passes up to the V1 layer over the 9,097 probe stimuli (batches of 64);
 - probe: ``eval=v1_probe`` offline with the stimuli in memory (what every call pays once they are rendered or
-  read from the cache file), its steps, and its overhead over the floor, both measured in one child process; the
-  first rendering of the stimuli is reported once;
+  read from the cache file; a first probe runs before), its steps, and its overhead over the floor, both measured
+  in one child process; the first rendering of the stimuli is reported once;
 - Brain-Score (the demo model only): a first ``eval=v1`` offline evaluation through Brain-Score (fresh result
   caches; the 672 px PNG stimuli already rendered), the probe's speed-up over it;
-- the peak resident memory of a child process that runs only the probe.
+- the peak resident memory of a child process after its first probe (before anything else runs in it).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from neurov1.evaluation.brainscore.model import brain_model, model_identifier, t
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
 from neurov1.evaluation.brainscore.stimuli import BLANK, STIMULUS_SETS, generate_marques_stimuli
 from neurov1.evaluation.probe import stimuli as stimuli_module
+from neurov1.evaluation.probe.electrophysiology import ACTIVATION_BUDGET
 from neurov1.evaluation.probe.stimuli import probe_stimuli
 from neurov1.evaluation.v1_probe import probe_v1
 from neurov1.models import build_network
@@ -50,26 +51,32 @@ def network(name: str, layer: str = "layer1", image_size: int = 64) -> torch.nn.
 
 @torch.no_grad()
 def floor_seconds(net: torch.nn.Module, layer: str, image_size: int) -> float:
-    """Forward passes up to ``layer`` over every probe stimulus, preprocessed as the probe does."""
+    """Forward passes up to ``layer`` over every probe stimulus, preprocessed and batched as the probe does them
+    (batches of 64, fewer for layers over ``ACTIVATION_BUDGET / 64`` values)."""
     truncated = truncated_network(net, layer)
     stimuli = probe_stimuli(image_size, 8.0)
-    truncated(stimuli[BLANK].float().expand(64, 3, -1, -1))  # one untimed batch: first-call allocations
+    units = truncated(stimuli[BLANK].float().expand(1, 3, -1, -1)).numel()
+    size = max(min(64, ACTIVATION_BUDGET // units) // 8, 1) * 8
+    truncated(stimuli[BLANK].float().expand(size, 3, -1, -1))  # one untimed batch: first-call allocations
     started = time.perf_counter()
     for images in stimuli.values():
-        for start in range(0, len(images), 64):
-            batch = images[start : start + 64].float().div(255).sub(0.5).div(0.5)[:, None].expand(-1, 3, -1, -1)
+        for start in range(0, len(images), size):
+            batch = images[start : start + size].float().div(255).sub(0.5).div(0.5)[:, None].expand(-1, 3, -1, -1)
             truncated(batch)
     return time.perf_counter() - started
 
 
 def probe_child(name: str, layer: str, image_size: int) -> dict:
-    """Run in a fresh process: the floor, then one probe (stimuli in memory), and the process's peak memory."""
+    """Run in a fresh process: one probe and the process's peak memory so far, then the floor, then the probe again
+    (stimuli in memory, as every later call), whose time is reported."""
     net = network(name, image_size=image_size)
+    probe_v1(net, layer, OFFLINE, image_size, 8, progress=False)
+    peak = peak_rss_mb()
     floor = floor_seconds(net, layer, image_size)
     started = time.perf_counter()
     report = probe_v1(net, layer, OFFLINE, image_size, 8, progress=False)
     seconds = time.perf_counter() - started
-    return {"floor_s": floor, "seconds": seconds, "timings": report["timings"], "peak_rss_mb": peak_rss_mb()}
+    return {"floor_s": floor, "seconds": seconds, "timings": report["timings"], "peak_rss_mb": peak}
 
 
 def brainscore_seconds(net: torch.nn.Module, layer: str) -> float:

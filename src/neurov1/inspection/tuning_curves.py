@@ -69,7 +69,7 @@ def analyze_tuning_curves(
         field, orientation, frequency, size = axes[row]
         extent = (position_x[0], position_x[-1], position_y[-1], position_y[0])
         field.imshow(recording.rf_maps[unit], cmap="magma", extent=extent)
-        field.set_title(f"unit {index}: RF map (deg)", fontsize=8)
+        field.set_title(f"{layer} unit {index}: RF map (deg)", fontsize=8)
         orientation.plot(levels(ORIENTATION, "orientation"), curves["orientation"][row], marker="o")
         orientation.set_title(
             f"CV {values['Ringach2002']['circular_variance'][row]:.2f}, half-BW "
@@ -98,7 +98,6 @@ def analyze_tuning_curves(
             axis.tick_params(labelsize=7)
     if not len(sample):
         axes[0, 0].set_title("no unit responds to every grating set", fontsize=9)
-    figure.suptitle(f"Tuning curves of {len(sample)} {layer} units", fontsize=10)
     path = write_png(figure, out_dir / "tuning_curves.png")
     return {
         "layer": layer,

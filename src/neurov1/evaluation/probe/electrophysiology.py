@@ -15,7 +15,9 @@ vectorised over units:
    sets, reshaped by their sorted parameter values in benchmark row order.
 
 Memory: the receptive field maps are held as (positions, units) float32 and reduced in chunks of units; stimulus
-responses of the selected units only. Peak memory stays near 441 x units x 4 bytes plus one batch of activations.
+responses of the selected units only; batches hold at most ``ACTIVATION_BUDGET`` layer values (fewer images for
+large layers). Peak memory stays near 441 x units x 4 bytes plus one batch. Batches are padded to their full size
+as Brain-Score pads them, so that at the default sizes every image meets the same kernels as there.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ STIMULUS_POSITION = np.array([0.5, 0.5])  # (y, x) deg: centre of every orientat
 MEDIAN_MAX_RESPONSE, MEDIAN_SPONTANEOUS = 33.8, 0.82  # spikes/s, V1 (MEDIAN_MAX_RESP, MEDIAN_SPONTANEOUS)
 SINGLE_MAX_RESPONSE, RESPONSE_THRESHOLD = 243.1, 5  # spikes/s, V1 (SINGLE_MAX_RESP, RESP_THRESH)
 UNIT_CHUNK = 1 << 16  # units reduced at once when locating receptive fields
+ACTIVATION_BUDGET = 1 << 22  # layer values per batch (64 images of ResNet-50's layer1 at 64 px)
 
 
 def _column(name: str, column: str) -> np.ndarray:
@@ -175,15 +178,17 @@ def record(
     bar = tqdm(total=total, desc="v1 probe", unit="img", disable=not progress, dynamic_ncols=True)
     with bar:
         started = time.perf_counter()
-        ((_, blank),) = list(_activations(network, stimuli[BLANK], batch_size, mean, std, bar))
-        blank = blank[0].clamp(min=0)
-        units = blank.numel()
         positions_y, positions_x = levels(RECEPTIVE_FIELD, "position_y"), levels(RECEPTIVE_FIELD, "position_x")
         per_position = len(stimuli[RECEPTIVE_FIELD]) // (len(positions_y) * len(positions_x))
+        ((_, blank),) = list(_activations(network, stimuli[BLANK], 1, mean, std, None))  # the layer's size
+        units = blank.shape[1]
+        # whole receptive field positions per batch, at most ACTIVATION_BUDGET values (large layers: smaller batches)
+        step = max(min(batch_size, ACTIVATION_BUDGET // units) // per_position, 1) * per_position
+        ((_, blank),) = list(_activations(network, stimuli[BLANK], step, mean, std, bar))
+        blank = blank[0].clamp(min=0)
         best = torch.empty((len(positions_y) * len(positions_x), units), dtype=torch.float32)
-        step = max(batch_size // per_position, 1) * per_position
         for start, out in _activations(network, stimuli[RECEPTIVE_FIELD], step, mean, std, bar):
-            peak = out.clamp(min=0).view(-1, per_position, units).amax(dim=1)
+            peak = out.clamp_(min=0).view(-1, per_position, units).amax(dim=1)
             best[start // per_position : start // per_position + len(peak)] = peak.cpu()
         rf_maps = best.sub_(blank.cpu()).clamp_(min=0).numpy()  # (positions, units), in place
         selected = []
@@ -203,7 +208,7 @@ def record(
         activations = {BLANK: blank[index].cpu().numpy()[:, None]}
         for name in (ORIENTATION, SPATIAL_FREQUENCY, SIZE):
             kept = np.empty((len(selected), len(stimuli[name])), dtype=np.float32)
-            for start, out in _activations(network, stimuli[name], batch_size, mean, std, bar):
+            for start, out in _activations(network, stimuli[name], step, mean, std, bar):
                 kept[:, start : start + len(out)] = out[:, index].clamp(min=0).T.cpu().numpy()
             activations[name] = kept
         seconds["responses"] = time.perf_counter() - started
