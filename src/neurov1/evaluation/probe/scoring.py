@@ -48,25 +48,39 @@ PROBE_BENCHMARKS: dict[str, tuple[str, str]] = {
 OFFLINE_ASSEMBLIES = frozenset(BENCHMARK_ASSEMBLIES.values())
 
 
+_LOADED: dict[tuple[str, str], tuple[Any, str | None, str | None]] = {}
+
+
+def _load_reference(name: str, source: str) -> tuple[Any, str | None, str | None]:
+    reason = None
+    if source != "offline":
+        with recorded_downloads() as failed:
+            try:
+                return brainscore_assembly(name), "brainscore", None
+            except Exception as error:  # noqa: BLE001 - no network: fall back or report
+                where = "; ".join(remote for remote, _ in failed) or f"{type(error).__name__}: {error}"[:200]
+                reason = f"Brain-Score data could not be loaded ({where})"
+    if source != "brainscore" and name in OFFLINE_ASSEMBLIES:
+        return reference_assembly(name), "offline", None
+    missing = "not published inside the package (needs Brain-Score's data: network or its cache)"
+    return None, None, reason or f"{name} reference data {missing}"
+
+
 def load_references(names: set[str], source: str) -> dict[str, tuple[Any, str | None, str | None]]:
     """``name -> (assembly, source, reason)``: Brain-Score's data unless ``source`` is ``offline``, the rebuilt
-    assembly where that fails (``auto``) or is asked for (``offline``); ``(None, None, reason)`` where neither."""
-    references: dict[str, tuple[Any, str | None, str | None]] = {}
+    assembly where that fails (``auto``) or is asked for (``offline``); ``(None, None, reason)`` where neither.
+
+    An assembly once loaded (with ``auto``, also the offline fallback) is kept for the process, so the probe of
+    every epoch reuses it (the metric only clips its values into the bins: nothing changes the second time)."""
+    references = {}
     for name in sorted(names):
-        reason = None
-        if source != "offline":
-            with recorded_downloads() as failed:
-                try:
-                    references[name] = (brainscore_assembly(name), "brainscore", None)
-                    continue
-                except Exception as error:  # noqa: BLE001 - no network: fall back or report
-                    where = "; ".join(remote for remote, _ in failed) or f"{type(error).__name__}: {error}"[:200]
-                    reason = f"Brain-Score data could not be loaded ({where})"
-        if source != "brainscore" and name in OFFLINE_ASSEMBLIES:
-            references[name] = (reference_assembly(name), "offline", None)
-        else:
-            missing = "not published inside the package (needs Brain-Score's data: network or its cache)"
-            references[name] = (None, None, reason or f"{name} reference data {missing}")
+        if (name, source) not in _LOADED:
+            loaded = _load_reference(name, source)
+            if loaded[0] is None:
+                references[name] = loaded
+                continue
+            _LOADED[name, source] = loaded
+        references[name] = _LOADED[name, source]
     return references
 
 
