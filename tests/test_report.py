@@ -1,5 +1,7 @@
 """The report: paper Tables 1 and 2 from the results ledger, mean +- std over seeds, marked against the baseline."""
 
+import json
+
 import pytest
 
 from neurov1.errors import ConfigError
@@ -24,6 +26,7 @@ def test_tables_from_the_ledger(tmp_path):
         None,
         {
             "eval": "v1",
+            "model": "resnet50-tuned_norm",
             "checkpoint": "/runs/tuned0/checkpoints/best.ckpt",
             "metrics": {"v1/overall": 0.6, "v1/orientation": 0.9},
         },
@@ -46,13 +49,19 @@ def test_adversarial_and_robustness_tables_keep_their_own_rows(tmp_path):
     train_record(results, "/runs/adv", ["tuned_norm"], 0, 0.40, {"v1/overall": 0.7}, **free_at)
     adversarial = {"adversarial/clean_acc1": 0.41, "adversarial/acc1": 0.2}
     write_record(
-        results, "evaluate", None, {"eval": "adversarial", "checkpoint": "/runs/adv/b.pt", "metrics": adversarial}
+        results,
+        "evaluate",
+        None,
+        {"eval": "adversarial", "model": "m", "checkpoint": "/runs/adv/b.pt", "metrics": adversarial},
     )
     train_record(results, "/runs/tiny", [], 0, 0.30, finetune={"batchnorm": "train"})
     corruption = {"corruption/clean_accuracy": 0.3, "corruption/mean_accuracy": 0.2, "corruption/difference": 0.1}
     corruption |= {"corruption/severity_1": 0.25, "corruption/gaussian_noise": 0.15, "corruption/noise": 0.15}
     write_record(
-        results, "evaluate", None, {"eval": "corruption", "checkpoint": "/runs/tiny/b.ckpt", "metrics": corruption}
+        results,
+        "evaluate",
+        None,
+        {"eval": "corruption", "model": "m", "checkpoint": "/runs/tiny/b.ckpt", "metrics": corruption},
     )
     untrained = {"eval": "v1", "model": "resnet50-tuned_norm-untrained", "checkpoint": None}
     write_record(results, "evaluate", None, {**untrained, "metrics": {"v1/property": 0.5}})
@@ -136,6 +145,36 @@ def test_an_unreadable_record_is_named_and_skipped(tmp_path, caplog):
     table1 = build_report(results, tmp_path / "report")["tables"][0]
     assert table1.rows[0][:2] == ["resnet50: baseline", "0.600"]
     assert any(str(broken) in r.getMessage() and "Skipping ledger record" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"kind": "train", "created_at": "2026-01-01T00:00:00+00:00", "run_dir": "/runs/x"}, "no seed"),
+        ({"kind": "train", "created_at": 1767225600, "run_dir": "/runs/x"}, "created_at is int, not str"),
+        (
+            {"kind": "evaluate", "created_at": "yesterday", "eval": "v1", "model": "m", "metrics": {}},
+            "created_at 'yesterday' is not an ISO time",
+        ),
+        ({"kind": "sweep", "created_at": "2026-01-01T00:00:00+00:00"}, "unknown kind 'sweep'"),
+        ({"kind": "evaluate", "created_at": "2026-01-01T00:00:00+00:00", "eval": "v1", "model": "m"}, "no metrics"),
+        ([1, 2], "the record is list, not an object"),
+    ],
+)
+def test_a_record_of_another_schema_or_with_wrong_types_is_named_and_skipped(tmp_path, caplog, record, reason):
+    """Valid JSON that the report cannot use (a foreign schema, wrong types) is skipped with a warning, not a crash."""
+    results = tmp_path / "results"
+    train_record(results, "/runs/base0", [], 0, 0.60)
+    foreign = results / "records" / "train-foreign.json"
+    foreign.write_text(json.dumps(record))
+    bad_metric = results / "records" / "train-bad-metric.json"
+    good = json.loads(next(p for p in (results / "records").glob("*.json") if p != foreign).read_text())
+    bad_metric.write_text(json.dumps({**good, "run_dir": "/runs/y", "final": {"val/acc1": "high"}}))
+    table1 = build_report(results, tmp_path / "report")["tables"][0]
+    assert table1.rows[0][:2] == ["resnet50: baseline", "0.600"]
+    warnings = [r.getMessage() for r in caplog.records if "Skipping ledger record" in r.getMessage()]
+    assert any(str(foreign) in w and reason in w for w in warnings), warnings
+    assert any(str(bad_metric) in w and "final.val/acc1 is str" in w for w in warnings), warnings
 
 
 def test_probe_curves_are_drawn_per_component_set(tmp_path):

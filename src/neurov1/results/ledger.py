@@ -3,7 +3,8 @@
 A record is written atomically when its run has finished, so a crashed run leaves no partial record and parallel
 sweep jobs never write to the same file. A training run's record is named after the run's identity
 (``train-<run_id>.json``): a run resumed and finished again replaces its record instead of adding a second one.
-A record that cannot be read is skipped with a warning naming its file.
+A record that cannot be used (unreadable, of a foreign schema, or with values of the wrong type: :data:`SCHEMAS`)
+is skipped with a warning naming its file and what is wrong; records are data, read and checked, never code.
 """
 
 import datetime
@@ -17,6 +18,99 @@ from neurov1.errors import ConfigError
 from neurov1.utils.io import write_json_atomic
 
 log = logging.getLogger(__name__)
+
+
+class Optional_:  # noqa: N801 - a marker in the schemas below, named like the typing term it stands for
+    """A schema entry for a key that a record may lack (or hold as null)."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+
+NUMBER = (int, float, type(None))  # a metric: null where it was not finite
+METRICS = {str: NUMBER}
+ROUND_ENTRY = {"components": [str], "removed": (str, type(None)), "values": [NUMBER], "mean": NUMBER, "std": NUMBER}
+# What every record holds, and what each kind adds: all that the report (neurov1.results.paper_tables) reads.
+COMMON = {"kind": str, "created_at": str}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "train": {
+        "run_dir": str,
+        "seed": int,
+        "arch": str,
+        "components": [str],
+        "status": Optional_(str),
+        "failure": Optional_(str),
+        "final": METRICS,
+        "best": {"value": NUMBER},
+        "curves": Optional_({str: [{str: NUMBER}]}),
+        "finetune": Optional_(dict),
+        "adversarial_training": Optional_(dict),
+    },
+    "evaluate": {
+        "eval": str,
+        "model": str,
+        "checkpoint": Optional_(str),
+        "metrics": METRICS,
+    },
+    "elimination": {
+        "sweep_dir": str,
+        "settings": {"start": [str], "seeds": [int], "metric": str, "mode": str},
+        "rounds": [
+            {
+                "round": int,
+                "removed": (str, type(None)),
+                "kept": [str],
+                "current_score": ROUND_ENTRY,
+                "candidates": [{**ROUND_ENTRY, "runs": [str]}],
+            }
+        ],
+    },
+}
+
+
+def schema_error(value: Any, spec: Any, key: str = "") -> str | None:
+    """What is wrong with ``value`` by ``spec`` (a type or tuple of types, ``[item spec]``, ``{str: value spec}``
+    for any keys, or ``{key: spec}`` for these keys), or None. A bool is not a number."""
+    if isinstance(spec, Optional_):
+        return None if value is None else schema_error(value, spec.spec, key)
+    if isinstance(spec, type | tuple):
+        types = spec if isinstance(spec, tuple) else (spec,)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            return f"{key or 'the record'} is {type(value).__name__}, not {names}"
+        return None
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{key} is {type(value).__name__}, not a list"
+        return next((e for i, item in enumerate(value) if (e := schema_error(item, spec[0], f"{key}[{i}]"))), None)
+    if not isinstance(value, dict):
+        return f"{key or 'the record'} is {type(value).__name__}, not an object"
+    if list(spec) == [str]:
+        return next((e for name, item in value.items() if (e := schema_error(item, spec[str], f"{key}.{name}"))), None)
+    for name, item_spec in spec.items():
+        path = f"{key}.{name}" if key else name
+        if name not in value and not isinstance(item_spec, Optional_):
+            return f"no {path}"
+        if error := schema_error(value.get(name), item_spec, path):
+            return error
+    return None
+
+
+def check_record(record: Any) -> dict[str, Any]:
+    """``record`` if it is a ledger record the report can use; ValueError saying what is wrong otherwise."""
+    error = schema_error(record, COMMON)
+    if error is None and record["kind"] not in SCHEMAS:
+        error = f"unknown kind {record['kind']!r} (known: {', '.join(SCHEMAS)})"
+    if error is None:
+        error = schema_error(record, SCHEMAS[record["kind"]])
+    if error is None:
+        try:
+            datetime.datetime.fromisoformat(record["created_at"])
+        except ValueError:
+            error = f"created_at {record['created_at']!r} is not an ISO time"
+    if error is not None:
+        raise ValueError(f"not a neurov1 ledger record: {error}")
+    return record
 
 
 def write_record(results_dir: str | Path, kind: str, identity: str | None, record: dict[str, Any]) -> Path:
@@ -43,11 +137,9 @@ def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            record = json.loads(path.read_text())
-            if not isinstance(record, dict) or "kind" not in record or "created_at" not in record:
-                raise ValueError("not a neurov1 ledger record")
+            record = check_record(json.loads(path.read_text()))
         except (OSError, ValueError) as error:
             log.warning("Skipping ledger record %s: %s. Delete or restore the file.", path, error)
             continue
         records.append(record)
-    return sorted(records, key=lambda record: record["created_at"])
+    return sorted(records, key=lambda record: datetime.datetime.fromisoformat(record["created_at"]))
