@@ -26,8 +26,8 @@ def import_plugin(folder):
     return package
 
 
-def test_exported_plugin_builds_the_commitment_and_neurov1_activations(demo_run, tmp_path):
-    checkpoint = demo_run / "checkpoints" / "best.ckpt"
+def export_plugin(checkpoint, tmp_path):
+    """``neurov1.export format=brainscore`` of ``checkpoint`` into ``tmp_path/out``; returns the plugin folder."""
     run_module(
         "neurov1.export",
         f"ckpt_path={checkpoint}",
@@ -36,6 +36,12 @@ def test_exported_plugin_builds_the_commitment_and_neurov1_activations(demo_run,
         log_dir=tmp_path / "logs",
     )
     (folder,) = (tmp_path / "out").iterdir()
+    return folder
+
+
+def test_exported_plugin_builds_the_commitment_and_neurov1_activations(demo_run, tmp_path):
+    checkpoint = demo_run / "checkpoints" / "best.ckpt"
+    folder = export_plugin(checkpoint, tmp_path)
     assert {p.name for p in folder.iterdir()} >= {
         "__init__.py",
         "model.py",

@@ -8,7 +8,9 @@ time-limit signal), resumes it, and compares the final weights and metrics.json 
 import json
 import os
 import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -152,7 +154,8 @@ def test_killed_mid_epoch_resumes_from_its_step_checkpoint_to_the_same_result(re
     resumed_from = global_step(run_dir / "checkpoints" / "step.ckpt")
     assert resumed_from % BATCHES_PER_EPOCH != 0  # a mid-epoch state
     run_id = torch.load(run_dir / "checkpoints" / "step.ckpt", weights_only=True)["neurov1_run"]["run_id"]
-    finish(start(run_dir, "data.num_workers=2", f"ckpt_path={run_dir / 'checkpoints' / 'step.ckpt'}", env=env))
+    err = finish(start(run_dir, "data.num_workers=2", f"ckpt_path={run_dir / 'checkpoints' / 'step.ckpt'}", env=env))
+    assert "not resumable" not in err  # the data module resumes the loader itself
     assert_same_run_as(reference, run_dir)
     assert metrics(run_dir)["run_id"] == run_id and [r["run_id"] for r in records(run_dir)] == [run_id]
     assert [path.parent for path in tmp_path.rglob("metrics.json")] == [run_dir]  # the same folder, not a new one
@@ -200,14 +203,25 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one_and_auto_resumes(
 
 
 FULL_DISK_DURING_CHECKPOINT_WRITE = """
-import errno, io, os, torch
-save = torch.save
-def save_until_full(obj, handle):
-    if isinstance(obj, dict) and obj.get("global_step") == 8:
-        handle.write(b"x" * 4096)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    save(obj, handle)
-torch.save = save_until_full
+import contextlib, errno, os
+import neurov1.training.checkpoints as checkpoints
+writer, step_writes = checkpoints.atomic_writer, []
+class FullDisk:  # the file of the second step.ckpt: a disk that fills after 64 KB, under torch's own zip writer
+    def __init__(self, handle):
+        self.handle, self.written = handle, 0
+    def write(self, data):
+        if self.written + len(data) > 65536:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(data)
+        return self.handle.write(data)
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+@contextlib.contextmanager
+def filling_writer(path, sync=True):
+    with writer(path, sync) as handle:
+        step_writes.extend([path] if str(path).endswith("step.ckpt") else [])
+        yield FullDisk(handle) if str(path).endswith("step.ckpt") and len(step_writes) == 2 else handle
+checkpoints.atomic_writer = filling_writer
 """
 
 
@@ -275,6 +289,18 @@ def test_slurm_signals_save_a_checkpoint_requeue_and_the_requeued_job_resumes(re
     # the requeued job: the same command in the same folder; SLURM counts the restart
     finish(start(run_dir, env=environment(tmp_path, **job, SLURM_RESTART_COUNT="1")))
     assert_same_run_as(reference, run_dir)
+    assert csv_rows(run_dir) == csv_rows(reference)  # no row lost at the step the signal stopped
+
+
+def csv_rows(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
+    """The rows of the run's ``csv/metrics.csv``: (step, the metrics it holds, rounded)."""
+    lines = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = []
+    for line in lines[1:]:
+        values = dict(zip(header, line.split(","), strict=True))
+        rows.append((int(values.pop("step")), {k: round(float(v), 4) for k, v in values.items() if v}))
+    return sorted(rows, key=lambda row: (row[0], sorted(row[1])))
 
 
 def test_a_new_run_never_overwrites_the_checkpoints_of_an_earlier_one(reference, tmp_path):
@@ -406,6 +432,16 @@ def readonly_folder(tmp_path):
         folder.chmod(0o755)
 
 
+class Payload:
+    """A pickled object whose unpickling would run a shell command (creating ``marker``)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
 def write_weights_only(path: Path, reference: Path) -> Path:
     checkpoint = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
     torch.save({"state_dict": checkpoint["state_dict"], "hyper_parameters": checkpoint["hyper_parameters"]}, path)
@@ -423,6 +459,20 @@ def write_weights_only(path: Path, reference: Path) -> Path:
         ("corrupt_init", "ConfigError: ckpt_init={file}: not a readable checkpoint (no zip directory at its end)"),
         ("readonly_log_dir", "ConfigError: paths.log_dir: cannot write to {file}/out ("),
         ("cortical_mag_size", "ConfigError: model.net.components.cortical_mag.radius_bins: ring [0.5, 1) lies inside "),
+        (
+            "pickle_ckpt",
+            "ConfigError: ckpt_path={file}: holds Python objects that torch's safe loader (weights_only=True) ",
+        ),
+        (
+            "quoted_milestones",
+            "ConfigError: model.scheduler.milestones: must be a list of integers, got '[1]' (quoted: ",
+        ),
+        ("late_milestones", "ConfigError: model.scheduler.milestones: must be increasing epochs in 1..trainer.max_epo"),
+        ("negative_lr", "ConfigError: model.optimizer.lr: must be > 0, got -0.1. Set e.g. model.optimizer.lr=0.1."),
+        ("text_lr", "ConfigError: model.optimizer.lr: must be a number, got 'abc'. Set e.g. model.optimizer.lr=0.1."),
+        ("batch_size", "ConfigError: data.batch_size: must be an integer, got 1.5. Set e.g. data.batch_size=128."),
+        ("precision", "ConfigError: trainer.precision: must be one of 64, 32, 16, transformer-engine, "),
+        ("monitor", "ConfigError: callbacks.checkpoint.monitor='val/acc' is not a metric of this run. Did you mean "),
     ],
 )
 def test_bad_input_is_one_line_before_any_work(reference, tmp_path, case, message, request):
@@ -437,6 +487,14 @@ def test_bad_input_is_one_line_before_any_work(reference, tmp_path, case, messag
         "corrupt_init": [f"ckpt_init={file}"],
         "readonly_log_dir": [],
         "cortical_mag_size": ["data.image_size=32", "model.net.input_size=32", "+model/components=[cortical_mag]"],
+        "pickle_ckpt": [f"ckpt_path={file}"],
+        "quoted_milestones": ['model.scheduler.milestones="[1]"'],
+        "late_milestones": ["model.scheduler.milestones=[5,7]"],
+        "negative_lr": ["model.optimizer.lr=-0.1"],
+        "text_lr": ["model.optimizer.lr=abc"],
+        "batch_size": ["data.batch_size=1.5"],
+        "precision": ["trainer.precision=17"],
+        "monitor": ["callbacks.checkpoint.monitor=val/acc"],
     }[case]
     if case in ("text_ckpt", "corrupt_init"):
         file.write_text("epoch 3, step 15\n")
@@ -446,17 +504,146 @@ def test_bad_input_is_one_line_before_any_work(reference, tmp_path, case, messag
         torch.save({"model": torch.zeros(3)}, file)
     elif case == "weights_ckpt":
         write_weights_only(file, reference)
+    elif case == "pickle_ckpt":
+        torch.save({"payload": Payload(tmp_path / "payload-ran")}, file)
     log_dir = tmp_path / "out"
     if case == "readonly_log_dir":
         file = request.getfixturevalue("readonly_folder")
         log_dir = file / "out"
-    components = [] if case in ("max_epochs", "readonly_log_dir", "cortical_mag_size") else ["+model/components=all"]
+    components = ["+model/components=all"] if case.endswith("_ckpt") or case == "corrupt_init" else []
     started = time.time()
     result = run_module("neurov1.train", *TINY_DEMO, *components, *overrides, log_dir=log_dir, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(message.format(file=file)), lines[-1]
-    assert sum(line.startswith("ConfigError") for line in lines) == 1
+    assert sum(line.startswith("ConfigError") for line in lines) == 1 and "ConfigError" not in result.stdout
     assert not list(log_dir.rglob("*.ckpt")) and not list(log_dir.rglob("metrics.json"))  # no work started
+    assert not (tmp_path / "payload-ran").exists()
     assert time.time() - started < 60
+
+
+def test_two_runs_started_in_one_folder_one_runs_and_the_other_is_refused_naming_it(tmp_path):
+    """Seeds 0 and 1 in the same hydra.run.dir at the same moment: one run writes the folder, the other stops."""
+    run_dir, env = tmp_path / "run", environment(tmp_path)
+    processes = {seed: start(run_dir, f"seed={seed}", env=env) for seed in (0, 1)}
+    outcomes = {seed: (process.communicate(timeout=900), process.returncode) for seed, process in processes.items()}
+    (winner,) = [seed for seed, (_, code) in outcomes.items() if code == 0]
+    (loser,) = [seed for seed, (_, code) in outcomes.items() if code != 0]
+    assert outcomes[loser][1] == 1
+    line = outcomes[loser][0][1].strip().splitlines()[-1]
+    holder = f"(pid {processes[winner].pid} on {socket.gethostname()}, started "
+    assert line.startswith(f"ConfigError: hydra.run.dir={run_dir}: another run is writing this folder {holder}")
+    assert "neurov1.train" in line and f"seed={winner}" in line
+    assert metrics(run_dir)["seed"] == winner and metrics(run_dir)["status"] == "completed"
+    assert f"seed={winner}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    (record,) = records(run_dir)
+    assert record["seed"] == winner
+    assert not (run_dir / ".neurov1.lock").exists()  # let go when the run ended
+
+
+HOLD_FOLDER = """
+import sys, time
+from neurov1.utils.folder_lock import hold_run_folder
+with hold_run_folder(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_folder_lock_names_its_holder_and_is_taken_over_once_the_holder_is_killed(tmp_path):
+    from neurov1.errors import ConfigError
+    from neurov1.utils.folder_lock import hold_run_folder
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(ConfigError, match=rf"another run is writing this folder \(pid {holder.pid} on "):
+        with hold_run_folder(folder):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (folder / ".neurov1.lock").exists()  # left behind by the killed holder: a stale lock
+    with hold_run_folder(folder):
+        assert str(os.getpid()) in (folder / ".neurov1.lock").read_text()
+        with hold_run_folder(folder):  # the same process again: already held
+            pass
+    assert not (folder / ".neurov1.lock").exists()
+
+
+def copy_run(reference: Path, run_dir: Path) -> Path:
+    shutil.copytree(reference, run_dir)
+    return run_dir
+
+
+def test_a_resume_that_changes_the_run_is_refused_listing_each_change(reference, tmp_path):
+    run_dir, env = copy_run(reference, tmp_path / "run"), environment(tmp_path)
+    before = metrics(run_dir)
+    err = finish(start(run_dir, "ckpt_path=auto", "seed=1", "trainer.max_epochs=4", env=env), returncode=1)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert err.strip().splitlines()[-1] == (
+        f"ConfigError: ckpt_path={last}: this resume would change the run it continues: data.shuffle_seed 0 -> 1; "
+        "seed 0 -> 1. Resume with the run's own settings, start a new run in another folder (drop ckpt_path), or "
+        "accept the change deliberately with accept_resume_changes=[data.shuffle_seed,seed] (recorded in "
+        "metrics.json)."
+    )
+    assert metrics(run_dir) == before  # not relabelled
+    step = run_dir / "checkpoints" / "step.ckpt"  # mid-epoch: another batch size would train samples twice
+    err = finish(start(run_dir, f"ckpt_path={step}", "data.batch_size=8", env=env), returncode=1)
+    assert "this resume would change the run it continues: data.batch_size 16 -> 8." in err.strip().splitlines()[-1]
+
+
+def test_changes_that_cannot_alter_the_run_are_allowed_and_recorded_and_others_can_be_accepted(reference, tmp_path):
+    run_dir, env = copy_run(reference, tmp_path / "run"), environment(tmp_path)
+    finish(start(run_dir, "ckpt_path=auto", "trainer.max_epochs=4", "data.num_workers=1", env=env))
+    (resume,) = metrics(run_dir)["resumes"]
+    assert resume["changes"]["trainer.max_epochs"] == [3, 4] and resume["changes"]["data.num_workers"] == [0, 1]
+    assert resume["accepted"] == [] and resume["global_step"] == 15 and metrics(run_dir)["global_step"] == 20
+    accepted = ("accept_resume_changes=[model.optimizer]", "model.optimizer.lr=0.001")
+    finish(start(run_dir, "ckpt_path=auto", "trainer.max_epochs=5", *accepted, env=env))
+    first, second = metrics(run_dir)["resumes"]
+    assert first == resume and second["accepted"] == ["model.optimizer.lr"]
+    assert second["changes"]["model.optimizer.lr"] == [0.01, 0.001] and metrics(run_dir)["epochs"] == 5
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A tmpfs of 150 MB mounted for the test (root only; skipped where mounting is not allowed)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_metrics_json_records_it(small_filesystem, tmp_path):
+    """A real full filesystem under the run folder: the baseline ResNet-18 checkpoint (about 90 MB with its
+    optimizer state: one fits) fills it at the second checkpoint."""
+    run_dir, env = small_filesystem / "run", environment(tmp_path)
+    overrides = [o for o in RUN if o != "+model/components=all"]
+    command = [sys.executable, "-m", "neurov1.train", *overrides, f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(
+        [*command, f"paths.log_dir={tmp_path / 'logs'}"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"OutputWriteError: cannot write {run_dir / 'checkpoints'}/") and "(ENOSPC)" in line
+    assert "Traceback" not in result.stderr and "enforce fail" not in result.stderr
+    summary = metrics(run_dir)
+    assert summary["status"] == "failed" and summary["failure"].startswith("OutputWriteError: cannot write")
+    assert global_step(run_dir / "checkpoints" / "step.ckpt") == 3  # the previous checkpoint is intact
+
+
+def test_resuming_in_a_folder_whose_path_has_quotes_leaves_no_stray_folder(reference, tmp_path):
+    from neurov1.utils.cli import hydra_quoted
+
+    run_dir = copy_run(reference, tmp_path / """it's a "run\\" """.strip())
+    checkpoint = hydra_quoted(str(run_dir / "checkpoints" / "last.ckpt"))  # as Hydra wants such a path quoted
+    command = [sys.executable, "-m", "neurov1.train", *RUN, f"ckpt_path={checkpoint}"]
+    result = subprocess.run(
+        [*command, f"paths.log_dir={tmp_path}"], cwd=REPO, env=environment(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # (finished: it completes its bookkeeping)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([run_dir.name, "results", "tmp"])

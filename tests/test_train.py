@@ -221,7 +221,8 @@ def test_a_component_of_your_own_trains_saves_and_reloads(tmp_path, monkeypatch)
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["net"]["components"] == metrics["component_params"]
     monkeypatch.syspath_prepend(str(PLUGINS))
-    model = NeuroV1Module.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    model = NeuroV1Module.load_from_checkpoint(last, map_location="cpu", trusted_targets=["gabor_bank.GaborBank"])
     assert type(model.net.conv1).__name__ == "GaborBank" and model.net.conv1.weight.shape == (64, 3, 7, 7)
     with torch.no_grad():
         assert model.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 10)

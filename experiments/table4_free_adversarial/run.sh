@@ -9,7 +9,7 @@ if [[ $SCALE == full ]]; then
   read -ra STANDARD <<< "${CHECKPOINTS:?set CHECKPOINTS to the ImageNet best.ckpt of model A and of A without CS}"
   TRAIN=() V1=() PGD=(eval.limit=5000)  # on the val split of the data each model was trained on
 else
-  TRAIN=(data=demo trainer=cpu trainer.max_epochs=4 data.train_per_class=40 data.val_per_class=20)
+  TRAIN=(data=demo trainer=cpu trainer.max_epochs=4 model.scheduler.milestones=[2] data.train_per_class=40 data.val_per_class=20)
   V1=(eval.source=offline) PGD=()  # the val crops of the Free-AT run's data
   pretrain "$OUT" all all_without_center_surround
   STANDARD=("${PRETRAINED[@]}")

@@ -30,6 +30,7 @@ from neurov1.inspection.polar import analyze_polar
 from neurov1.inspection.stimuli import StimulusSettings, maximize_channels, save_gallery
 from neurov1.inspection.tuning_curves import analyze_tuning_curves
 from neurov1.models import backbone_for, resolve_components
+from neurov1.models.trust import composed_targets
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
@@ -108,7 +109,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
             "ckpt_path: required. Set ckpt_path=<run>/checkpoints/best.ckpt, or compare=[<run A>,<run B>]."
         )
 
-    net_config = checkpoint_net_config(cfg.ckpt_path)
+    net_config = checkpoint_net_config(cfg.ckpt_path, trusted=composed_targets(cfg))
     components = resolve_components(net_config.get("components") or {})
     requested = None if cfg.analysis is None else list(OmegaConf.to_container(cfg.analysis, resolve=True))
     names, skipped = select_analyses(requested, components)
@@ -127,7 +128,9 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         else (None, None)
     )
 
-    module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    module = NeuroV1Module.load_from_checkpoint(
+        cfg.ckpt_path, map_location="cpu", trusted_targets=composed_targets(cfg)
+    )
     net, v1_layer = module.net.eval(), module.v1_layer
     label = model_label(net_config)
     input_size = net_config["input_size"]

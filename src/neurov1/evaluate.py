@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurov1.errors import ConfigError
 from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.models.trust import composed_targets
 from neurov1.results.ledger import write_record
-from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
 from neurov1.utils.instantiate import instantiate, instantiate_loggers
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 def load_network(cfg: DictConfig) -> tuple[NeuroV1Module, str]:
     """The checkpoint's model (its own architecture and components), or an untrained one built from the config."""
     if cfg.ckpt_path:
-        checkpoint_net_config(cfg.ckpt_path)  # a clear error for a missing or foreign file
-        module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+        module = NeuroV1Module.load_from_checkpoint(
+            cfg.ckpt_path, map_location="cpu", trusted_targets=composed_targets(cfg)
+        )
         return module, model_label(module.hparams["net"])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["net"]["num_classes"] = model_cfg["net"]["num_classes"] or 1000

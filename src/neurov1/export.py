@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.submission import write_plugin
-from neurov1.training.checkpoints import checkpoint_net_config
+from neurov1.models.trust import composed_targets
 from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
 from neurov1.utils.naming import model_label
@@ -27,8 +27,10 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError(f"format: one of {', '.join(FORMATS)}, got {cfg.format!r}.")
     if not cfg.out:
         raise ConfigError("out: the folder to write into, e.g. out=submissions.")
-    net_config = checkpoint_net_config(cfg.ckpt_path)
-    module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    module = NeuroV1Module.load_from_checkpoint(
+        cfg.ckpt_path, map_location="cpu", trusted_targets=composed_targets(cfg)
+    )
+    net_config = module.hparams["net"]
     folder = write_plugin(
         Path(cfg.out),
         module.net,

@@ -12,13 +12,17 @@ Resuming: ``ckpt_path=<run>/checkpoints/last.ckpt`` (or ``step.ckpt``) continues
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, OmegaConf
 
 from neurov1.errors import Preempted, RunError
@@ -32,11 +36,15 @@ from neurov1.training.run import (
     run_summary,
     write_outcome,
 )
-from neurov1.utils.cli import CONFIG_DIR, MULTIRUN_FLAGS, errors_exit, override_value, run
+from neurov1.utils.cli import CONFIG_DIR, errors_exit, hydra_quoted, is_multirun, override_value, run
+from neurov1.utils.folder_lock import hold_run_folder
 from neurov1.utils.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
+from neurov1.utils.io import output_write_error
 from neurov1.utils.runtime import keep_large_allocations_in_heap
 
 log = logging.getLogger(__name__)
+
+NOT_RESUMABLE_WARNING = "You're resuming from a checkpoint that ended before the epoch ended"
 
 
 def resume_in_run_folder(arguments: list[str]) -> list[str]:
@@ -45,22 +53,21 @@ def resume_in_run_folder(arguments: list[str]) -> list[str]:
     (Unless the command line chooses the folder itself or is a multirun.)
     """
     ckpt_path = override_value(arguments, "ckpt_path")
-    if not ckpt_path or ckpt_path in ("auto", "null") or any(argument in MULTIRUN_FLAGS for argument in arguments):
+    if not ckpt_path or ckpt_path == "auto" or is_multirun(arguments):
         return arguments
     if override_value(arguments, "hydra.run.dir") is not None:
         return arguments
-    path = Path(ckpt_path.strip("'\"")).expanduser().absolute()
+    path = Path(str(ckpt_path)).expanduser().absolute()
     if path.parent.name != "checkpoints" or not path.is_file():
         return arguments
-    folder = str(path.parent.parent).replace("\\", "\\\\").replace("'", "\\'")
-    return [*arguments, f"hydra.run.dir='{folder}'"]
+    return [*arguments, f"hydra.run.dir={hydra_quoted(str(path.parent.parent))}"]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the configured data; returns the content of ``metrics.json``."""
     started = time.time()
     keep_large_allocations_in_heap()
-    datamodule, resume = prepare(cfg)
+    datamodule, resume, settings = prepare(cfg)
     if (finished := completed_run(cfg, resume)) is not None:
         log.info("%s completed earlier (%s): nothing to train", cfg.run_name, resume.path)
         write_outcome(cfg, finished)
@@ -76,8 +83,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse the monitor)
         callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
+    checkpoints = next((c for c in callbacks if isinstance(c, RunCheckpoints)), None)
+    if checkpoints is not None:
+        checkpoints.record_run(settings, resume.history if resume else [])
     if resume is not None:
         resume_loggers(loggers, resume.logger_step)
+        # The data module puts the loader at its place in the epoch itself (neurov1.data.sampling), which Lightning
+        # cannot see: its warning that the loader is not resumable does not apply.
+        warnings.filterwarnings("ignore", message=NOT_RESUMABLE_WARNING, category=PossibleUserWarning)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO(), *cluster_plugins()]
     )
@@ -89,6 +102,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume.path if resume else None)
     except RunError as error:
         failure = error
+    except OSError as error:  # a logger's file on a full disk, say
+        failure = output_write_error(error)
+        if failure is None:
+            raise
     except SIGTERMException:  # Lightning's own handler caught SIGTERM before neurov1's was installed
         failure = Preempted("SIGTERM received before training started; nothing to save. Run the command again.")
 
@@ -97,7 +114,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_outcome(cfg, metrics)
     if failure is not None:
         if isinstance(failure, Preempted):
-            checkpoints = next((c for c in trainer.callbacks if isinstance(c, RunCheckpoints)), None)
             outcome = checkpoints.signals.hand_over() if checkpoints and trainer.is_global_zero else "not requeued"
             raise Preempted(f"{failure} ({outcome})")
         raise failure
@@ -107,8 +123,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored metric so sweepers can optimise it."""
+    folder_key = "hydra.sweep.dir" if HydraConfig.get().mode == RunMode.MULTIRUN else "hydra.run.dir"
     try:
-        with errors_exit():
+        with errors_exit(), hold_run_folder(cfg.paths.output_dir, folder_key):
             metrics = train(cfg)
     finally:
         _finish_wandb()

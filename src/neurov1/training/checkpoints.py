@@ -16,22 +16,27 @@ kill or a full disk during a write leaves the previous file intact, and a checkp
 that are not finite.
 """
 
+import difflib
 import logging
 import math
+import pickle
 import random
 import time
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import lightning as L
 import numpy as np
 import torch
+from hydra.utils import get_class
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neurov1.errors import ConfigError, Diverged, Preempted, check_int
 from neurov1.models import resolve_components
+from neurov1.models.trust import UntrustedTarget, check_saved_targets
 from neurov1.training.preemption import PreemptionSignals, is_requeued_slurm_job
 from neurov1.utils.io import atomic_writer
 
@@ -42,17 +47,30 @@ RESUMABLE = (LAST, STEP)
 RUN_STATE_KEY = "neurov1_run"  # run identity, best score and RNG states, beside Lightning's own keys
 
 
-def _load_failure(path: Path, error: BaseException) -> str:
+def _load_failure(key: str, path: Path, error: BaseException) -> ConfigError:
+    if isinstance(error, pickle.UnpicklingError) and "weights only" in str(error).lower():
+        return ConfigError(
+            f"{key}={path}: holds Python objects that torch's safe loader (weights_only=True) refuses to rebuild; "
+            "neurov1 never runs code from a file. Use a checkpoint written by neurov1.train."
+        )
     if not zipfile.is_zipfile(path):  # torch writes zip archives, whose directory is at the end
-        return "no zip directory at its end"
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return f"{type(error).__name__}: {first_line[:120]}"
+        reason = "no zip directory at its end"
+    else:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = f"{type(error).__name__}: {first_line[:120]}"
+    return ConfigError(
+        f"{key}={path}: not a readable checkpoint ({reason}): it is truncated, corrupt or not a torch file. Use "
+        "another checkpoint of the run (ckpt_path=auto takes the newest readable one)."
+    )
 
 
-def read_checkpoint(path: str | Path, key: str = "ckpt_path", training_state: bool = False) -> dict[str, Any]:
+def read_checkpoint(
+    path: str | Path, key: str = "ckpt_path", training_state: bool = False, trusted: Iterable[str] = ()
+) -> dict[str, Any]:
     """Load a neurov1 checkpoint on the CPU (``weights_only=True``); ConfigError naming ``key`` if it cannot serve.
 
-    ``training_state``: also require the optimizer and loop state a resume needs.
+    ``training_state``: also require the optimizer and loop state a resume needs. Every ``_target_`` of its configs
+    must be neurov1's own or in ``trusted`` (:mod:`neurov1.models.trust`): nothing it names is imported otherwise.
     """
     path = Path(path)
     if not path.is_file():
@@ -60,16 +78,14 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path", training_state: bo
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
-        raise ConfigError(
-            f"{key}={path}: not a readable checkpoint ({_load_failure(path, error)}): it is truncated, corrupt or not "
-            "a torch file. Use another checkpoint of the run (ckpt_path=auto takes the newest readable one)."
-        ) from None
+        raise _load_failure(key, path, error) from None
     hyper_parameters = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hyper_parameters, dict) or not isinstance(hyper_parameters.get("net"), dict):
         raise ConfigError(
             f"{key}={path}: not a neurov1 checkpoint (no hyper_parameters.net). Use best.ckpt, last.ckpt or "
             "step.ckpt from a neurov1.train run folder."
         )
+    check_saved_targets(hyper_parameters, f"{key}={path}", trusted)
     if training_state and not {"loops", "optimizer_states", "state_dict"} <= set(checkpoint):
         raise ConfigError(
             f"{key}={path} holds weights only, no training state to resume. Start a new run from its weights "
@@ -78,9 +94,9 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path", training_state: bo
     return checkpoint
 
 
-def checkpoint_net_config(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
-    """The ``net`` hyperparameters (arch, components, ...) stored in a neurov1 checkpoint."""
-    return read_checkpoint(path, key)["hyper_parameters"]["net"]
+def checkpoint_net_config(path: str | Path, key: str = "ckpt_path", trusted: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``net`` hyperparameters (arch, components, ...) stored in a neurov1 checkpoint (its targets trusted)."""
+    return read_checkpoint(path, key, trusted=trusted)["hyper_parameters"]["net"]
 
 
 def _describe(net: dict[str, Any]) -> str:
@@ -108,15 +124,18 @@ def check_checkpoint_matches(checkpoint: dict[str, Any], path: str | Path, net: 
         )
 
 
-def newest_checkpoint(folder: Path) -> Path | None:
-    """The resumable checkpoint of ``folder`` furthest into training (``last`` wins a tie); unreadable ones skipped."""
+def newest_checkpoint(folder: Path, trusted: Iterable[str] = ()) -> Path | None:
+    """The resumable checkpoint of ``folder`` furthest into training (``last`` wins a tie); unreadable ones skipped
+    (one naming code that is not trusted stops the search: see :func:`read_checkpoint`)."""
     candidates = []
     for rank, name in enumerate(RESUMABLE):
         path = folder / name
         if not path.is_file():
             continue
         try:
-            checkpoint = read_checkpoint(path, training_state=True)
+            checkpoint = read_checkpoint(path, training_state=True, trusted=trusted)
+        except UntrustedTarget:
+            raise
         except ConfigError as error:
             log.warning("ckpt_path=auto skips %s", error)
             continue
@@ -124,7 +143,7 @@ def newest_checkpoint(folder: Path) -> Path | None:
     return max(candidates)[2] if candidates else None
 
 
-def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> Path | None:
+def resume_checkpoint(ckpt_path: str | None, run_dir: Path, trusted: Iterable[str] = ()) -> Path | None:
     """The checkpoint a run in ``run_dir`` resumes from, or None for a new run.
 
     ``ckpt_path``: a file; ``auto``, the newest readable ``last``/``step`` checkpoint of ``run_dir`` (None when it
@@ -143,10 +162,31 @@ def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> Path | None:
     if ckpt_path is None:
         return None
     if ckpt_path == "auto":
-        newest = newest_checkpoint(folder)
+        newest = newest_checkpoint(folder, trusted)
         log.info("ckpt_path=auto: %s", f"resuming from {newest}" if newest else f"no checkpoint in {folder}, new run")
         return newest
     return Path(ckpt_path).expanduser().absolute()
+
+
+def check_monitor(callbacks: Mapping[str, Any], module_class: type) -> None:
+    """ConfigError before any work when ``callbacks.checkpoint.monitor`` is none of the metrics the model logs
+    (``module_class.LOGGED_METRICS``), nor in the namespace of an evaluation that runs during training (``v1/...``)."""
+    monitor = (callbacks.get("checkpoint") or {}).get("monitor")
+    logged = getattr(module_class, "LOGGED_METRICS", None)
+    namespaces = [
+        f"{get_class(node['evaluation']['_target_']).name}/"
+        for node in callbacks.values()
+        if isinstance(node, Mapping) and "_target_" in (node.get("evaluation") or {})
+    ]
+    if monitor is None or logged is None or monitor in logged or monitor.startswith(tuple(namespaces)):
+        return
+    close = difflib.get_close_matches(monitor, logged, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    evaluations = "".join(f"; evaluations log {namespace}..." for namespace in namespaces)
+    raise ConfigError(
+        f"callbacks.checkpoint.monitor={monitor!r} is not a metric of this run.{hint} The model logs "
+        f"{', '.join(logged)}{evaluations}. Set e.g. callbacks.checkpoint.monitor=val/acc1."
+    )
 
 
 def rng_states() -> dict[str, Any]:
@@ -173,18 +213,44 @@ def set_rng_states(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class _WriteErrors:
+    """A file handle that remembers the OSError of a failed write (torch's zip writer reports a full disk as a
+    RuntimeError, "unexpected pos", losing the reason)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer through :func:`neurov1.utils.io.atomic_writer`, on any filesystem.
 
     (Lightning's own writer stages the file in the system temp folder and moves it: across filesystems that is a
-    copy, which a kill truncates, leaving the staged file behind.)
+    copy, which a kill truncates, leaving the staged file behind.) A write that fails (a full disk) is the one-line
+    :class:`neurov1.errors.OutputWriteError` of the atomic writer; the previous file stays intact.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         with atomic_writer(path) as handle:
-            torch.save(checkpoint, handle)
+            recorder = _WriteErrors(handle)
+            try:
+                torch.save(checkpoint, recorder)
+            except RuntimeError:
+                if recorder.error is None:
+                    raise
+                raise recorder.error from None
 
 
 class RunCheckpoints(Checkpoint):
@@ -225,6 +291,9 @@ class RunCheckpoints(Checkpoint):
         self.every_minutes = every_minutes
         self.signals = PreemptionSignals(preemption_signals)
         self.run_id = run_id
+        self.settings: dict[str, Any] | None = None  # what defines the run (record_run), kept in every checkpoint
+        self.resumes: list[dict[str, Any]] = []
+        self._stop_after: Path | None = None  # a preemption saved this checkpoint; the run stops at the next step
         self.best_score: float | None = None
         self.best_epoch: int | None = None
         self.restored_metrics: dict[str, float] = {}  # the logged metrics at the checkpoint a run resumed from
@@ -233,6 +302,11 @@ class RunCheckpoints(Checkpoint):
         self._rng_to_restore: dict[str, Any] | None = None
         self._last_save_time = time.monotonic()
         self._last_save_step = 0
+
+    def record_run(self, settings: dict[str, Any], resumes: list[dict[str, Any]]) -> None:
+        """Keep the run's settings (:func:`neurov1.training.settings.run_settings`) and its resumes so far in every
+        checkpoint, so that a resume can tell whether it continues the same run."""
+        self.settings, self.resumes = settings, resumes
 
     @property
     def best_path(self) -> Path:
@@ -298,7 +372,7 @@ class RunCheckpoints(Checkpoint):
             return
         self._save(trainer, self.last_path)
         if self._agree(trainer, self.signals.received is not None):
-            raise self._preempted(trainer, self.last_path)
+            self._stop_after = self.last_path
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -307,9 +381,23 @@ class RunCheckpoints(Checkpoint):
             return  # (at the epoch's last batch, its validation and last.ckpt come next)
         if self._agree(trainer, self.signals.received is not None):
             self._save(trainer, self.step_path)
-            raise self._preempted(trainer, self.step_path)
-        if self._agree(trainer, self._step_due(trainer)):
+            self._stop_after = self.step_path
+        elif self._agree(trainer, self._step_due(trainer)):
             self._save(trainer, self.step_path)
+
+    def _stop_if_preempted(self, trainer: L.Trainer) -> None:
+        """Stop after a preemption checkpoint, once Lightning has logged the step (or epoch) it was taken at: the
+        resumed run logs from the next one, so no row of the loggers is lost."""
+        if self._stop_after is not None:
+            raise self._preempted(trainer, self._stop_after)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._stop_if_preempted(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_preempted(trainer)
 
     def _step_due(self, trainer: L.Trainer) -> bool:
         by_steps = self.every_n_steps is not None and trainer.global_step - self._last_save_step >= self.every_n_steps
@@ -345,6 +433,8 @@ class RunCheckpoints(Checkpoint):
             "metrics": scalar_metrics(trainer.callback_metrics),
             "seconds": self.seconds,
             "rng": rng_states(),
+            "settings": self.settings,
+            "resumes": self.resumes,
         }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:

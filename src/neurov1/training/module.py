@@ -1,7 +1,8 @@
 """The LightningModule: a neuro-constrained ResNet trained for ImageNet-style classification (paper Sec. 3.2)."""
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -13,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from neurov1.errors import ConfigError, Diverged
 from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
 from neurov1.models.sites import accepted_parameters, import_target
-from neurov1.training.checkpoints import LOWER_LR_HINT
+from neurov1.training.checkpoints import LOWER_LR_HINT, read_checkpoint
 
 # Older checkpoints stored the paper's optimizer and schedule as bare settings.
 LEGACY_TARGETS = {"optimizer": "torch.optim.SGD", "scheduler": "torch.optim.lr_scheduler.MultiStepLR"}
@@ -61,6 +62,9 @@ class NeuroV1Module(L.LightningModule):
             every V1 scoring path uses it).
         data: the data config the model is trained on (``neurov1.evaluate`` takes it unless given ``data=``).
     """
+
+    # The metrics this module logs (a checkpoint's ``monitor`` is checked against them before training).
+    LOGGED_METRICS = ("val/acc1", "val/acc5", "val/loss", "val/acc1_five_crop", "train/loss", "train/acc1")
 
     def __init__(
         self,
@@ -116,6 +120,23 @@ class NeuroV1Module(L.LightningModule):
         self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.loss = nn.CrossEntropyLoss()
         self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        *,
+        trusted_targets: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> "NeuroV1Module":
+        """Lightning's ``load_from_checkpoint``, after checking that the checkpoint is a readable neurov1 checkpoint
+        whose configs name only neurov1's own code or ``trusted_targets`` (e.g. ``["userpkg.Gain"]`` for a component
+        of your own): a checkpoint from elsewhere never imports or runs other code (:mod:`neurov1.models.trust`)."""
+        read_checkpoint(checkpoint_path, trusted=trusted_targets)
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
 
     def setup(self, stage: str) -> None:
         """Channels-last memory format (``channels_last``: true, or auto on a GPU) and ``torch.compile`` (``compile``).

@@ -16,21 +16,26 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from neurov1.errors import ConfigError, Diverged, OutputWriteError, Preempted, RunError, check_int
+from neurov1.errors import ConfigError, Diverged, OutputWriteError, Preempted, RunError
 from neurov1.models import resolve_components
+from neurov1.models.trust import composed_targets
 from neurov1.results.ledger import write_record
 from neurov1.training.callbacks import EvaluationCallback
 from neurov1.training.checkpoints import (
     RUN_STATE_KEY,
     RunCheckpoints,
     check_checkpoint_matches,
+    check_monitor,
     read_checkpoint,
     resume_checkpoint,
     scalar_metrics,
 )
+from neurov1.training.options import check_run_options
+from neurov1.training.settings import ACCEPT_OPTION, check_resume, run_settings
 from neurov1.utils.instantiate import instantiate
 from neurov1.utils.io import check_writable, remove_stale_temporaries, write_json_atomic
 from neurov1.utils.naming import run_name, run_tags, sweep_group
@@ -42,7 +47,7 @@ STATUS = {Diverged: "diverged", Preempted: "preempted"}  # any other RunError du
 
 def adopt_initial_model(cfg: DictConfig) -> None:
     """Take the architecture and components of ``ckpt_init``; refuse an explicitly different component selection."""
-    stored = read_checkpoint(cfg.ckpt_init, key="ckpt_init")["hyper_parameters"]["net"]
+    stored = read_checkpoint(cfg.ckpt_init, key="ckpt_init", trusted=composed_targets(cfg))["hyper_parameters"]["net"]
     selected = resolve_components(OmegaConf.to_container(cfg.model.net.components, resolve=True))
     stored_components = resolve_components(stored.get("components") or {})
     if selected and selected != stored_components:
@@ -80,38 +85,61 @@ def load_initial_weights(model: L.LightningModule, path: str, classifier: bool) 
 
 @dataclass(frozen=True)
 class Resume:
-    """The checkpoint a run resumes from: its file, its optimizer step and the loggers' step it was taken at."""
+    """The checkpoint a run resumes from: its file, its optimizer step, the loggers' step the resumed run logs next,
+    and the run's resumes so far (:func:`neurov1.training.settings.check_resume`), this one last."""
 
     path: Path
     global_step: int
     logger_step: int
+    history: list[dict[str, Any]]
 
 
-def prepare(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None]:
+def next_logger_step(checkpoint: dict[str, Any]) -> int:
+    """The loggers' step at which a run resumed from ``checkpoint`` logs next.
+
+    Lightning counts a logged training step once its batch has ended: a checkpoint written at the end of a batch
+    (``step.ckpt``) has that batch's row logged but not counted, so the resumed run goes on one step later.
+    """
+    epoch_loop = checkpoint["loops"]["fit_loop"]
+    step = epoch_loop["epoch_loop.state_dict"].get("_batches_that_stepped", 0)
+    total = (epoch_loop.get("epoch_loop.batch_progress") or {}).get("total") or {}
+    saved_at_batch_end = total.get("completed", 0) == total.get("processed", 0) - 1
+    return step + 1 if saved_at_batch_end else step
+
+
+def prepare(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None, dict[str, Any]]:
     """Check everything that can be checked cheaply and fill derived config values.
 
-    Returns the validated data module and what the run resumes from (None for a new run).
+    Returns the validated data module, what the run resumes from (None for a new run) and the run's settings (the
+    record of what defines it, :func:`neurov1.training.settings.run_settings`, that its checkpoints keep).
     """
-    check_int(cfg.trainer.max_epochs, "trainer.max_epochs", 100)
+    check_run_options(cfg)
+    check_monitor(OmegaConf.to_container(cfg.get("callbacks") or {}, resolve=True), get_class(cfg.model._target_))
     run_dir = Path(cfg.paths.output_dir)
     check_writable(cfg.paths.results_dir, "paths.results_dir")
     if cfg.get("ckpt_init"):
         adopt_initial_model(cfg)
     components = resolve_components(OmegaConf.to_container(cfg.model.net.components, resolve=True))
-    path = resume_checkpoint(cfg.ckpt_path, run_dir)
-    run_id, resume = None, None
+    trusted = composed_targets(cfg)
+    path = resume_checkpoint(cfg.ckpt_path, run_dir, trusted)
+    run_state, checkpoint = {}, None
     if path is not None:
-        checkpoint = read_checkpoint(path, training_state=True)
+        checkpoint = read_checkpoint(path, training_state=True, trusted=trusted)
         check_checkpoint_matches(checkpoint, path, OmegaConf.to_container(cfg.model.net, resolve=True), "ckpt_path")
-        run_id = (checkpoint.get(RUN_STATE_KEY) or {}).get("run_id")
-        logger_step = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"].get("_batches_that_stepped", 0)
-        resume = Resume(path, checkpoint["global_step"], logger_step)
-        remove_stale_temporaries(run_dir / "checkpoints")
+        run_state = checkpoint.get(RUN_STATE_KEY) or {}
     with open_dict(cfg):
         cfg.run_name = cfg.run_name or run_name(components, cfg.seed)
-        cfg.run_id = run_id or uuid.uuid4().hex[:12]
+        cfg.run_id = run_state.get("run_id") or uuid.uuid4().hex[:12]
         cfg.group = cfg.get("group") or sweep_group()
         cfg.tags = list(dict.fromkeys([*cfg.tags, *run_tags(components, cfg.seed)]))
+    settings, resume = run_settings(cfg), None
+    if checkpoint is not None:
+        if "settings" not in run_state:
+            log.warning("%s records no settings (written before neurov1 kept them): its resume is not checked", path)
+        change = check_resume(run_state.get("settings"), settings, cfg.get(ACCEPT_OPTION) or [], path)
+        history = [*run_state.get("resumes", []), {**change, "global_step": checkpoint["global_step"]}]
+        resume = Resume(path, checkpoint["global_step"], next_logger_step(checkpoint), history)
+        remove_stale_temporaries(run_dir / "checkpoints")
     if cfg.model.net.input_size != cfg.data.image_size:
         raise ConfigError(
             f"model.net.input_size={cfg.model.net.input_size} but data.image_size={cfg.data.image_size}: the model "
@@ -127,7 +155,7 @@ def prepare(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None]:
             f"model.net.num_classes={cfg.model.net.num_classes} but {cfg.data._target_} has "
             f"{datamodule.num_classes} classes. Set model.net.num_classes=null to take it from the data."
         )
-    return datamodule, resume
+    return datamodule, resume, settings
 
 
 def completed_run(cfg: DictConfig, resume: Resume | None) -> dict[str, Any] | None:
@@ -174,6 +202,8 @@ def run_summary(
         "seed": cfg.seed,
         "ckpt_init": cfg.get("ckpt_init"),
         "resumed_from": str(resume.path) if resume else None,
+        # every resume of the run, with what it changed (neurov1.training.settings)
+        "resumes": resume.history if resume else [],
         "finetune": model.hparams.get("finetune"),
         "adversarial_training": model.hparams.get("adversarial"),
         "data": {

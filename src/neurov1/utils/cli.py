@@ -9,9 +9,15 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 
 from neurov1.errors import ConfigError, RunError, one_line
 from neurov1.utils.config import CONFIG_DIR
+from neurov1.utils.folder_lock import hold_run_folder
 from neurov1.utils.io import check_writable
 
 log = logging.getLogger(__name__)
@@ -19,11 +25,38 @@ log = logging.getLogger(__name__)
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
+def parsed_overrides(arguments: list[str]) -> list[Override]:
+    """The command line's overrides as Hydra parses them (flags and their values, and what Hydra cannot parse, are
+    left to Hydra itself)."""
+    parser = OverridesParser.create()
+    overrides = []
+    for argument in arguments:
+        if argument.startswith("-") or ("=" not in argument and not argument.startswith("~")):
+            continue
+        with contextlib.suppress(OverrideParseException):
+            overrides.extend(parser.parse_overrides([argument]))
+    return overrides
+
+
+def override_value(arguments: list[str], key: str) -> Any:
+    """The value the command line gives ``key`` (``key=value``, also with ``+`` or ``++``; quotes removed), or None."""
+    for override in parsed_overrides(arguments):
+        if override.key_or_group == key and not override.is_delete():
+            return override.value()
+    return None
+
+
+def hydra_quoted(text: str) -> str:
+    """``text`` as a quoted Hydra override value (its quotes, and backslashes before them, escaped)."""
+    return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
+
+
 def searchpath_folders(arguments: list[str]) -> list[Path]:
     """The config folders a ``hydra.searchpath=[file://...,pkg://...]`` override adds."""
-    value = override_value(arguments, "hydra.searchpath") or ""
+    value = override_value(arguments, "hydra.searchpath") or []
     folders = []
-    for entry in (item.strip().strip("'\"") for item in value.strip("[]").split(",") if item.strip()):
+    for entry in value if isinstance(value, list) else [value]:
+        entry = str(entry)
         if entry.startswith("file://"):
             folders.append(Path(entry.removeprefix("file://")))
         elif entry.startswith("pkg://"):
@@ -40,12 +73,12 @@ def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR)
     """
     folders = [config_dir, *searchpath_folders(arguments)]
     available = sorted({path.stem for folder in folders for path in (folder / "model" / "components").glob("*.yaml")})
-    for argument in arguments:
-        key, _, value = argument.partition("=")
-        if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):
+    for override in parsed_overrides(arguments):
+        if override.key_or_group != "model/components" or override.is_delete() or override.is_sweep_override():
             continue
-        for name in re.split(r"[\[\],]", value):
-            name = name.strip()
+        value = override.value()
+        for name in value if isinstance(value, list) else [value]:
+            name = str(name).strip()
             if name and name not in available:
                 close = difflib.get_close_matches(name, available, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -55,13 +88,16 @@ def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR)
                 )
 
 
-def override_value(arguments: list[str], key: str) -> str | None:
-    """The value the command line gives ``key`` (``key=value``, also with ``+`` or ``++``), or None."""
-    for argument in arguments:
-        name, separator, value = argument.partition("=")
-        if separator and name.lstrip("+") == key:
-            return value
-    return None
+def is_multirun(arguments: list[str]) -> bool:
+    return any(argument in MULTIRUN_FLAGS for argument in arguments)
+
+
+def run_folder_override(arguments: list[str]) -> tuple[str, str | None]:
+    """The key of the folder Hydra creates for this command (``hydra.run.dir``, or ``hydra.sweep.dir`` for a
+    multirun) and its value when the command line sets it plainly (no interpolation), else None."""
+    key = "hydra.sweep.dir" if is_multirun(arguments) else "hydra.run.dir"
+    folder = override_value(arguments, key)
+    return key, str(folder) if folder is not None and "${" not in str(folder) else None
 
 
 def check_output_folder(arguments: list[str]) -> None:
@@ -69,20 +105,25 @@ def check_output_folder(arguments: list[str]) -> None:
 
     (Hydra itself would fail with a traceback when creating the run folder.)
     """
-    multirun = any(argument in MULTIRUN_FLAGS for argument in arguments)
-    folder_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    folder = override_value(arguments, folder_key)
-    if folder is None:
+    folder_key, folder = run_folder_override(arguments)
+    if folder is None and override_value(arguments, folder_key) is None:
         folder_key = "paths.log_dir"
-        folder = override_value(arguments, folder_key) or os.environ.get("NEUROV1_LOG_DIR", "outputs")
-    if "${" not in folder:
-        check_writable(folder.strip("'\""), folder_key)
+        folder = str(override_value(arguments, folder_key) or os.environ.get("NEUROV1_LOG_DIR", "outputs"))
+    if folder is not None and "${" not in folder:
+        check_writable(folder, folder_key)
 
 
-def _log_traceback_to_files(error: BaseException) -> None:
-    """The full traceback of ``error`` into the run's log file only (the console gets one line)."""
+def _log_to_files(error: RunError, message: str) -> None:
+    """The one-line error and its full traceback into the run's log file only (the console gets the line once, as
+    the exit message)."""
     record = log.makeRecord(
-        log.name, logging.ERROR, __file__, 0, "Traceback:", (), (type(error), error, error.__traceback__)
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "%s: %s",
+        (type(error).__name__, message),
+        (type(error), error, error.__traceback__),
     )
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
@@ -96,17 +137,26 @@ def errors_exit() -> Iterator[None]:
         yield
     except RunError as error:
         message = one_line(error)
-        if logging.getLogger().handlers:  # the run's log (before Hydra starts, only the exit message says it)
-            log.error("%s: %s", type(error).__name__, message)
-            _log_traceback_to_files(error)
+        _log_to_files(error, message)
         raise SystemExit(f"{type(error).__name__}: {message}") from None
 
 
 def run(main: Callable[[], object], rewrite: Callable[[list[str]], list[str]] | None = None) -> None:
-    """Check the command line (``rewrite`` it first, e.g. to resume in a run's folder), then call a Hydra main."""
-    with errors_exit():
-        check_component_choices(sys.argv[1:])
-        if rewrite is not None:
-            sys.argv[1:] = rewrite(sys.argv[1:])
-        check_output_folder(sys.argv[1:])
-    main()
+    """Check the command line (``rewrite`` it first, e.g. to resume in a run's folder), then call a Hydra main.
+
+    A folder the command line names for the run (``hydra.run.dir``, or ``hydra.sweep.dir``) is held from before Hydra
+    writes into it (:func:`neurov1.utils.folder_lock.hold_run_folder`): a second run there is refused at once.
+    """
+    # A log line that cannot be written (its file on a full disk) is dropped rather than printed with a traceback
+    # for every line: the run's own outputs report the disk in one OutputWriteError line.
+    logging.raiseExceptions = False
+    with contextlib.ExitStack() as held:
+        with errors_exit():
+            check_component_choices(sys.argv[1:])
+            if rewrite is not None:
+                sys.argv[1:] = rewrite(sys.argv[1:])
+            check_output_folder(sys.argv[1:])
+            key, folder = run_folder_override(sys.argv[1:])
+            if folder is not None:
+                held.enter_context(hold_run_folder(folder, key))
+        main()

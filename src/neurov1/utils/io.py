@@ -44,7 +44,7 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _write_failure(path: Path, error: OSError) -> OutputWriteError:
+def _write_failure(path: Path | None, error: OSError) -> OutputWriteError:
     if error.errno in _ROOM:
         fix = "Free space on that filesystem, or write elsewhere (e.g. paths.log_dir=<a folder with room>)"
     elif error.errno in _PERMISSION:
@@ -52,9 +52,20 @@ def _write_failure(path: Path, error: OSError) -> OutputWriteError:
     else:
         fix = "Check that folder and the filesystem it is on"
     name = errno.errorcode.get(error.errno, "error")
+    if path is None:
+        return OutputWriteError(f"cannot write an output file: {error.strerror or error} ({name}). {fix}.")
     return OutputWriteError(
         f"cannot write {path}: {error.strerror or error} ({name}). {fix}; a previous {path.name} is unchanged."
     )
+
+
+def output_write_error(error: OSError) -> OutputWriteError | None:
+    """The one-line error of an output that could not be written (full disk, quota, read-only folder), from a
+    writer other than neurov1's (a logger's file); None for an OSError of another kind (a permission error may
+    as well come from reading)."""
+    if error.errno not in (*_ROOM, errno.EROFS):
+        return None
+    return _write_failure(Path(error.filename) if error.filename else None, error)
 
 
 def temporary_name(path: Path) -> Path:

@@ -4,9 +4,11 @@ Brain-Score (vision) takes models as plugin folders under ``brainscore_vision/mo
 ``__init__.py`` that registers the model in ``model_registry``, the model code, a ``test.py`` and a
 ``requirements.txt``. The folder written here holds, besides those, the checkpoint's weights and architecture
 (``weights.pt``: a plain dict of tensors and settings, loaded with ``weights_only=True``); the model is rebuilt by
-``neurov1.models.build_network`` (so ``neurov1`` is a requirement), wrapped with Brain-Score's ``PytorchWrapper``
-with the training preprocessing (resize to the input size, normalisation 0.5/0.5) and committed as neurov1 scores
-it: the V1 layer to V1, at the model's ``visual_degrees``.
+``neurov1.models.build_network`` (so ``neurov1`` is a requirement) after the same check as every neurov1 load: the
+configs in ``weights.pt`` may name only neurov1's own code and the targets the model was exported with
+(:mod:`neurov1.models.trust`), so an edited ``weights.pt`` cannot run other code. It is wrapped with Brain-Score's
+``PytorchWrapper`` with the training preprocessing (resize to the input size, normalisation 0.5/0.5) and committed
+as neurov1 scores it: the V1 layer to V1, at the model's ``visual_degrees``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 
 from neurov1.errors import ConfigError
+from neurov1.models.trust import config_targets, is_trusted
 from neurov1.utils.io import atomic_writer, write_text_atomic
 
 INIT = '''"""{label}: a neurov1 model, committed as neurov1 scores it (its V1 layer to V1)."""
@@ -45,6 +48,7 @@ import torch
 from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
 
 from neurov1.models import build_network
+from neurov1.models.trust import check_saved_targets
 
 IDENTIFIER = {identifier!r}
 LAYERS = [{layer!r}]  # the committed V1 layer
@@ -52,10 +56,13 @@ VISUAL_DEGREES = {visual_degrees!r}
 IMAGE_SIZE = {image_size!r}
 MEAN, STD = 0.5, 0.5  # the training normalisation of every neurov1 data module
 WEIGHTS = Path(__file__).with_name("weights.pt")
+# Code of this model's own beyond neurov1's, trusted by whoever exported it: weights.pt may name nothing else.
+TRUSTED_TARGETS = {trusted_targets!r}
 
 
 def network() -> torch.nn.Module:
     saved = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    check_saved_targets({{"net": saved["net"]}}, str(WEIGHTS), TRUSTED_TARGETS)
     net = build_network(**saved["net"])
     net.load_state_dict(saved["state_dict"])
     return net.eval()
@@ -108,6 +115,7 @@ def write_plugin(
         "layer": layer,
         "visual_degrees": float(visual_degrees),
         "image_size": int(net_config["input_size"]),
+        "trusted_targets": sorted({target for _, target in config_targets(net_config) if not is_trusted(target)}),
     }
     with atomic_writer(folder / "weights.pt") as file:
         torch.save({"net": dict(net_config), "state_dict": net.state_dict()}, file)
