@@ -189,7 +189,8 @@ class PolarTransform(nn.Module):
         return resized.view(n_regions, -1).T
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim < 2 or tuple(x.shape[-2:]) != self.input_size:
+        # (checked on tensors; torch.fx traces with proxies, whose shapes are not known)
+        if not isinstance(x, torch.fx.Proxy) and (x.ndim < 2 or tuple(x.shape[-2:]) != self.input_size):
             raise ValueError(
                 f"PolarTransform: expected input spatial size {self.input_size}, got {tuple(x.shape[-2:])}"
             )
