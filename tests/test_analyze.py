@@ -13,7 +13,6 @@ from neurov1.analyze import analyze, select_analyses
 from neurov1.components import DoGConv2d, PolarTransform, TunedNormalization
 from neurov1.data.demo import demo_images
 from neurov1.errors import ConfigError
-from neurov1.evaluation.brainscore.model import truncated_network
 from neurov1.evaluation.probe import properties
 from neurov1.inspection.diversity import compare_runs, lpips_metric, pairwise_lpips
 from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
@@ -26,6 +25,7 @@ from neurov1.inspection.stimuli import (
     random_views,
 )
 from neurov1.models import build_network
+from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import CONFIG_DIR
 
@@ -115,7 +115,7 @@ def test_random_views_without_transforms_is_the_identity():
 
 
 def test_gradient_ascent_raises_the_target_channels_and_is_deterministic():
-    v1 = truncated_network(resnet18(), "layer1")
+    v1 = LayerOutput(resnet18(), "layer1")
     settings = StimulusSettings(steps=6, lr=0.05, seed=3)
     first = maximize_channels(v1, [0, 5, 9], 32, settings, torch.device("cpu"))
     assert first["images"].shape == (3, 3, 32, 32) and 0 <= first["images"].min() and first["images"].max() <= 1

@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import run_module
 from neurov1.data.demo import demo_images
 from neurov1.evaluation.brainscore.environment import import_brainscore
-from neurov1.evaluation.brainscore.model import truncated_network
+from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module
 
 
@@ -60,7 +60,7 @@ def test_exported_plugin_builds_the_commitment_and_neurov1_activations(demo_run,
         [torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255).permute(2, 0, 1) for p in paths]
     )
     with torch.no_grad():
-        ours = truncated_network(net, "layer1")((batch - 0.5) / 0.5).flatten(1).numpy()
+        ours = LayerOutput(net, "layer1")((batch - 0.5) / 0.5).flatten(1).numpy()
     order = np.argsort([paths.index(p) for p in theirs["stimulus_path"].values])
     np.testing.assert_allclose(theirs.values[order], ours, rtol=1e-4, atol=1e-5)
 

@@ -11,12 +11,13 @@ import torch
 import torchvision
 
 from neurov1.evaluation.brainscore.environment import configure_brainscore
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.offline import OFFLINE_BENCHMARKS, register_offline_data
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
 from neurov1.evaluation.probe.electrophysiology import STIMULUS_POSITION, record
 from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS
 from neurov1.evaluation.v1_probe import probe_v1
+from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module
 
 pytestmark = pytest.mark.xdist_group("brainscore")  # one worker renders the shared stimulus cache
@@ -75,7 +76,7 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
     register_offline_data(stimulus_cache, progress=False)
     identifier = model_identifier(net, layer, 64, 8)
     model, selected, rates, tables = brainscore_tables(net, layer, identifier, stimulus_cache)
-    recording = record(truncated_network(net, layer), 64, 8.0, progress=False, cache_dir=stimulus_cache)
+    recording = record(LayerOutput(net, layer), 64, 8.0, progress=False, cache_dir=stimulus_cache)
 
     np.testing.assert_array_equal(recording.selected, selected)
     assert len(selected) >= 5

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from neurov1.bench.model import ALL, peak_rss_mb
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
 from neurov1.evaluation.brainscore.stimuli import BLANK, STIMULUS_SETS, generate_marques_stimuli
 from neurov1.evaluation.probe import stimuli as stimuli_module
@@ -32,6 +32,7 @@ from neurov1.evaluation.probe.electrophysiology import ACTIVATION_BUDGET
 from neurov1.evaluation.probe.stimuli import probe_stimuli
 from neurov1.evaluation.v1_probe import probe_v1
 from neurov1.models import build_network
+from neurov1.models.activations import LayerOutput
 from neurov1.utils.io import default_cache_dir
 
 PROBE_MODELS: dict[str, tuple[str, dict[str, dict]]] = {
@@ -53,16 +54,16 @@ def network(name: str, layer: str = "layer1", image_size: int = 64) -> torch.nn.
 def floor_seconds(net: torch.nn.Module, layer: str, image_size: int) -> float:
     """Forward passes up to ``layer`` over every probe stimulus, preprocessed and batched as the probe does them
     (batches of 64, fewer for layers over ``ACTIVATION_BUDGET / 64`` values)."""
-    truncated = truncated_network(net, layer)
+    reader = LayerOutput(net, layer)
     stimuli = probe_stimuli(image_size, 8.0)
-    units = truncated(stimuli[BLANK].float().expand(1, 3, -1, -1)).numel()
+    units = reader(stimuli[BLANK].float().expand(1, 3, -1, -1)).numel()
     size = max(min(64, ACTIVATION_BUDGET // units) // 8, 1) * 8
-    truncated(stimuli[BLANK].float().expand(size, 3, -1, -1))  # one untimed batch: first-call allocations
+    reader(stimuli[BLANK].float().expand(size, 3, -1, -1))  # one untimed batch: first-call allocations
     started = time.perf_counter()
     for images in stimuli.values():
         for start in range(0, len(images), size):
             batch = images[start : start + size].float().div(255).sub(0.5).div(0.5)[:, None].expand(-1, 3, -1, -1)
-            truncated(batch)
+            reader(batch)
     return time.perf_counter() - started
 
 

@@ -29,9 +29,10 @@ from torch import nn
 from neurov1.errors import ConfigError, check_int
 from neurov1.evaluation.brainscore.environment import import_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import recorded_downloads, score_entry, unavailable_reason
 from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.models.activations import check_layers
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import csv_text, fmt
@@ -168,8 +169,7 @@ class RegionsEvaluation(Evaluation):
             if self.layers == "scan"
             else list(self.layers)
         )
-        for layer in layers:
-            truncated_network(net, layer)  # every layer exists, before anything is scored
+        check_layers(net, layers)  # every layer exists, before anything is scored
         brainscore_vision = import_brainscore(self.cache_dir)
         size, degrees = architecture["input_size"], hparams.get("visual_degrees", 8)
 

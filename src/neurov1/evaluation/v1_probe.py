@@ -29,13 +29,14 @@ from neurov1.errors import check_int
 from neurov1.evaluation.brainscore.benchmarks import PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.environment import configure_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer, summarize
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
 from neurov1.evaluation.kind import Evaluation, Outcome
 from neurov1.evaluation.probe.electrophysiology import record
 from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS, distribution_summary, load_references, score_property
 from neurov1.evaluation.v1 import partial_note
+from neurov1.models.activations import LayerOutput
 from neurov1.utils.plots import new_figure, plt, save_figure, write_png
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def probe_v1(
 ) -> dict[str, Any]:
     """Record ``layer`` of ``net`` (on its device) and score the selected benchmarks; the report's dict."""
     started = time.perf_counter()
-    network = truncated_network(net, layer)
+    network = LayerOutput(net, layer)
     configure_brainscore(cache_dir)
     recording = record(network, image_size, visual_degrees, batch_size, progress=progress, cache_dir=cache_dir)
     tables = recording.tables()

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from neurov1.evaluation.brainscore.model import truncated_network
 from neurov1.evaluation.brainscore.stimuli import ORIENTATION, RECEPTIVE_FIELD, SIZE, SPATIAL_FREQUENCY
 from neurov1.evaluation.probe import properties
 from neurov1.evaluation.probe.electrophysiology import levels, record
+from neurov1.models.activations import LayerOutput
 from neurov1.utils.plots import plt, write_png
 
 SHOWN = {  # reference assembly -> the properties written in the panel titles
@@ -55,7 +55,7 @@ def analyze_tuning_curves(
     net: nn.Module, layer: str, out_dir: Path, image_size: int, visual_degrees: float, units: int = 8, seed: int = 0
 ) -> dict[str, Any]:
     """Record ``layer``, sample ``units`` responsive units (``seed``), write ``tuning_curves.png``; their values."""
-    recording = record(truncated_network(net, layer), image_size, visual_degrees, progress=False)
+    recording = record(LayerOutput(net, layer), image_size, visual_degrees, progress=False)
     tables = recording.unit_tables()
     responsive = np.logical_and.reduce([mask for _, mask in tables.values()])
     candidates = np.flatnonzero(responsive)

@@ -9,9 +9,10 @@ from torch import nn
 
 from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.environment import configure_brainscore
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
 from neurov1.models import backbone_for
+from neurov1.models.activations import check_layers
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,12 @@ def evaluate_v1(
 ) -> dict[str, Any]:
     """Score ``layers`` of ``net`` (the first one is the committed V1 layer of the report's headline scores).
 
-    ``net`` is put in eval mode and only run up to each layer. With several layers the report also holds
+    ``net`` is put in eval mode; each forward stops after the layer read. With several layers the report also holds
     ``layers: {layer: {scores, groups, ...}}`` (paper Appendix B).
     """
     if not layers:
         raise ConfigError("eval.layers must name at least one layer, e.g. eval.layers=v1")
-    for layer in layers:
-        truncated_network(net, layer)  # every layer exists, before any scoring starts
+    check_layers(net, layers)  # every layer exists, before any scoring starts
     configure_brainscore(cache_dir)
     per_layer = {}
     for layer in layers:

@@ -4,9 +4,10 @@ Brain-Score (vision) takes models as plugin folders under ``brainscore_vision/mo
 ``__init__.py`` that registers the model in ``model_registry``, the model code, a ``test.py`` and a
 ``requirements.txt``. The folder written here holds, besides those, the checkpoint's weights and architecture
 (``weights.pt``: a plain dict of tensors and settings, loaded with ``weights_only=True``); the model is rebuilt by
-``neurov1.models.build_network`` (so ``neurov1`` is a requirement), wrapped with Brain-Score's ``PytorchWrapper``
-with the training preprocessing (resize to the input size, normalisation 0.5/0.5) and committed as neurov1 scores
-it: the V1 layer to V1, at the model's ``visual_degrees``.
+``neurov1.models.build_network`` (so ``neurov1`` is a requirement), wrapped with Brain-Score's ``PytorchWrapper`` as
+neurov1 wraps it for scoring (the layer read from the whole network) with the training preprocessing (resize to
+the input size, normalisation 0.5/0.5), and committed as neurov1 scores it: the V1 layer to V1, at the model's
+``visual_degrees``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ import functools
 from pathlib import Path
 
 import torch
-from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
+from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
 
+from neurov1.evaluation.brainscore.model import whole_network_wrapper
 from neurov1.models import build_network
 
 IDENTIFIER = {identifier!r}
@@ -61,12 +63,12 @@ def network() -> torch.nn.Module:
     return net.eval()
 
 
-def get_model(name: str) -> PytorchWrapper:
+def get_model(name: str):
     assert name == IDENTIFIER
     preprocessing = functools.partial(
         load_preprocess_images, image_size=IMAGE_SIZE, normalize_mean=(MEAN,) * 3, normalize_std=(STD,) * 3
     )
-    wrapper = PytorchWrapper(identifier=IDENTIFIER, model=network(), preprocessing=preprocessing)
+    wrapper = whole_network_wrapper()(identifier=IDENTIFIER, model=network(), preprocessing=preprocessing)
     wrapper.image_size = IMAGE_SIZE
     return wrapper
 
