@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from scipy.stats import f_oneway
 
 from conftest import run_module
@@ -27,11 +27,11 @@ from neurov1.inspection.stimuli import (
 from neurov1.models import build_network
 from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR
+from neurov1.utils.config import CONFIG_PACKAGE
 
 
 def compose_analyze(*overrides: str, out_dir):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         return compose("analyze", overrides=[*overrides, f"paths.output_dir={out_dir}"])
 
 

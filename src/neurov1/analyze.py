@@ -32,7 +32,8 @@ from neurov1.models import backbone_for, resolve_components
 from neurov1.models.activations import LayerOutput
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 from neurov1.utils.runtime import resolve_device
@@ -206,7 +207,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="analyze")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="analyze")
 def main(cfg: DictConfig) -> None:
     with errors_exit():
         analyze(cfg)

@@ -21,7 +21,8 @@ from neurov1.evaluation.kind import Evaluation, Outcome
 from neurov1.results.ledger import write_record
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.instantiate import instantiate, instantiate_loggers
 from neurov1.utils.naming import model_label
 
@@ -101,7 +102,7 @@ def evaluate(cfg: DictConfig) -> Outcome:
     return outcome
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the evaluation's headline number (V1 Overall, corrupted or PGD accuracy)."""
     with errors_exit():

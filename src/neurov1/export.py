@@ -14,7 +14,8 @@ from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.submission import write_plugin
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.naming import model_label
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def export(cfg: DictConfig) -> Path:
     return folder
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 def main(cfg: DictConfig) -> None:
     with errors_exit():
         export(cfg)

@@ -32,7 +32,8 @@ from neurov1.training.run import (
     run_summary,
     write_outcome,
 )
-from neurov1.utils.cli import CONFIG_DIR, MULTIRUN_FLAGS, errors_exit, override_value, run
+from neurov1.utils.cli import MULTIRUN_FLAGS, errors_exit, override_value, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
 from neurov1.utils.runtime import keep_large_allocations_in_heap
 
@@ -104,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored metric so sweepers can optimise it."""
     try:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from neurov1.errors import ConfigError, RunError, one_line
-from neurov1.utils.config import CONFIG_DIR
+from neurov1.utils.config import config_dir
 from neurov1.utils.io import check_writable
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,18 @@ def searchpath_folders(arguments: list[str]) -> list[Path]:
     return folders
 
 
-def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR) -> None:
+def check_component_choices(arguments: list[str]) -> None:
     """Refuse unknown ``model/components`` options on the command line with the list of valid ones.
 
     Hydra would only say it "could not load" the file; this names the option, the closest valid one and all. The
     options are neurov1's and those of the config folders ``hydra.searchpath`` adds (components of your own).
     """
-    folders = [config_dir, *searchpath_folders(arguments)]
-    available = sorted({path.stem for folder in folders for path in (folder / "model" / "components").glob("*.yaml")})
+    folders = [config_dir(), *searchpath_folders(arguments)]
+    groups = [folder.joinpath("model", "components") for folder in folders]
+    available = sorted(
+        {entry.name.removesuffix(".yaml") for group in groups if group.is_dir() for entry in group.iterdir()}
+        - {"__init__.py"}
+    )
     for argument in arguments:
         key, _, value = argument.partition("=")
         if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):
