@@ -15,15 +15,15 @@ from neurov1.data.demo import demo_images
 from neurov1.errors import ConfigError
 from neurov1.evaluation.probe import properties
 from neurov1.inspection.diversity import compare_runs, lpips_metric, pairwise_lpips
-from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
-from neurov1.inspection.polar import central_magnification, scaled_transform
-from neurov1.inspection.stimuli import (
+from neurov1.inspection.max_activation import (
     FourierImage,
     StimulusSettings,
     colour_correlation_sqrt,
     maximize_channels,
     random_views,
 )
+from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
+from neurov1.inspection.polar import central_magnification, scaled_transform
 from neurov1.models import build_network
 from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module

@@ -24,9 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from neurov1.errors import ConfigError, check_int
 from neurov1.inspection import SUMMARY_FILE
 from neurov1.inspection.diversity import analyze_lpips, compare_runs, lpips_metric
+from neurov1.inspection.max_activation import StimulusSettings, maximize_channels, save_gallery
 from neurov1.inspection.parameters import analyze_dog, analyze_tuned_norm
 from neurov1.inspection.polar import analyze_polar
-from neurov1.inspection.stimuli import StimulusSettings, maximize_channels, save_gallery
 from neurov1.inspection.tuning_curves import analyze_tuning_curves
 from neurov1.models import backbone_for, resolve_components
 from neurov1.models.activations import LayerOutput

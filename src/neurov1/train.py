@@ -28,8 +28,8 @@ from neurov1.training.run import (
     cluster_plugins,
     completed_run,
     load_initial_weights,
-    prepare,
     run_summary,
+    validate_run,
     write_outcome,
 )
 from neurov1.utils.cli import MULTIRUN_FLAGS, errors_exit, override_value, run
@@ -61,7 +61,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the configured data; returns the content of ``metrics.json``."""
     started = time.time()
     keep_large_allocations_in_heap()
-    datamodule, resume = prepare(cfg)
+    datamodule, resume = validate_run(cfg)
     if (finished := completed_run(cfg, resume)) is not None:
         log.info("%s completed earlier (%s): nothing to train", cfg.run_name, resume.path)
         write_outcome(cfg, finished)

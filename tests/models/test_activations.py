@@ -18,7 +18,7 @@ from neurov1.evaluation.brainscore.model import brain_model
 from neurov1.evaluation.brainscore.scoring import V1Settings
 from neurov1.evaluation.regions import candidate_layers
 from neurov1.inspection import tuning_curves
-from neurov1.inspection.stimuli import StimulusSettings, maximize_channels
+from neurov1.inspection.max_activation import StimulusSettings, maximize_channels
 from neurov1.models import build_network
 from neurov1.models.activations import LayerOutput, layer_input, layer_outputs
 

@@ -26,10 +26,9 @@ import torch
 from neurov1.bench.model import ALL, peak_rss_mb
 from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
-from neurov1.evaluation.brainscore.stimuli import BLANK, STIMULUS_SETS, generate_marques_stimuli
-from neurov1.evaluation.probe import stimuli as stimuli_module
+from neurov1.evaluation.brainscore.stimulus_sets import BLANK, STIMULUS_SETS, generate_marques_stimuli
 from neurov1.evaluation.probe.electrophysiology import ACTIVATION_BUDGET
-from neurov1.evaluation.probe.stimuli import probe_stimuli
+from neurov1.evaluation.probe.gratings import probe_stimuli
 from neurov1.evaluation.v1_probe import probe_v1
 from neurov1.models import build_network
 from neurov1.models.activations import LayerOutput
@@ -94,9 +93,7 @@ def brainscore_seconds(net: torch.nn.Module, layer: str) -> float:
 
 def render_seconds(image_size: int) -> float:
     """Time of a first rendering of the stimuli (into a scratch cache); makes sure the default cache holds them."""
-    stimuli_module._IN_MEMORY.clear()
     probe_stimuli(image_size, 8.0)  # the default cache file, read by the probe's child processes
-    stimuli_module._IN_MEMORY.clear()
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         probe_stimuli(image_size, 8.0, scratch)

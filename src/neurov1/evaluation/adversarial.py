@@ -22,7 +22,7 @@ from tqdm import tqdm
 from neurov1.data.folders import make_loader
 from neurov1.data.transforms import PixelSpace
 from neurov1.errors import ConfigError, check_fraction, check_int
-from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.evaluation.base import Evaluation, Outcome
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.runtime import resolve_device
 from neurov1.utils.tables import Table, csv_text, fmt

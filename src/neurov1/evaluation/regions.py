@@ -27,11 +27,11 @@ import numpy as np
 from torch import nn
 
 from neurov1.errors import ConfigError, check_int
+from neurov1.evaluation.base import Evaluation, Outcome
 from neurov1.evaluation.brainscore.environment import import_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import recorded_downloads, score_entry, unavailable_reason
-from neurov1.evaluation.kind import Evaluation, Outcome
 from neurov1.models.activations import check_layers
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure

@@ -14,10 +14,10 @@ import lightning as L
 from torch import nn
 
 from neurov1.errors import check_int
+from neurov1.evaluation.base import Evaluation, Outcome
 from neurov1.evaluation.brainscore.evaluation import evaluate_v1, layers_to_score
 from neurov1.evaluation.brainscore.scoring import V1Settings
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
-from neurov1.evaluation.kind import Evaluation, Outcome
 
 log = logging.getLogger(__name__)
 

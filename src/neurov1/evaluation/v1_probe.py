@@ -26,13 +26,13 @@ import numpy as np
 from torch import nn
 
 from neurov1.errors import check_int
+from neurov1.evaluation.base import Evaluation, Outcome
 from neurov1.evaluation.brainscore.benchmarks import PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.environment import configure_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer, summarize
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
-from neurov1.evaluation.kind import Evaluation, Outcome
 from neurov1.evaluation.probe.electrophysiology import record
 from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS, distribution_summary, load_references, score_property
 from neurov1.evaluation.v1 import partial_note

@@ -19,16 +19,16 @@ from neurov1.utils.io import write_json_atomic
 log = logging.getLogger(__name__)
 
 
-def write_record(results_dir: str | Path, kind: str, identity: str | None, record: dict[str, Any]) -> Path:
-    """Write the record of one run (``kind``: train, evaluate, elimination); returns its file.
+def write_record(results_dir: str | Path, command: str, identity: str | None, record: dict[str, Any]) -> Path:
+    """Write the record of one run of ``command`` (train, evaluate, elimination); returns its file.
 
     ``identity``: the run's own identity (a new record replaces the run's earlier one), None for a new one.
     """
     created = datetime.datetime.now(datetime.UTC)
     identity = identity or f"{created:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
     return write_json_atomic(
-        Path(results_dir) / "records" / f"{kind}-{identity}.json",
-        {"kind": kind, "created_at": created.isoformat(), **record},
+        Path(results_dir) / "records" / f"{command}-{identity}.json",
+        {"command": command, "created_at": created.isoformat(), **record},
     )
 
 
@@ -44,7 +44,9 @@ def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
     for path in sorted(folder.glob("*.json")):
         try:
             record = json.loads(path.read_text())
-            if not isinstance(record, dict) or "kind" not in record or "created_at" not in record:
+            if isinstance(record, dict) and "kind" in record:  # written before the field was named command
+                record["command"] = record.pop("kind")
+            if not isinstance(record, dict) or "command" not in record or "created_at" not in record:
                 raise ValueError("not a neurov1 ledger record")
         except (OSError, ValueError) as error:
             log.warning("Skipping ledger record %s: %s. Delete or restore the file.", path, error)

@@ -1,7 +1,7 @@
 """The steps of a training run around Lightning's fit (the command is ``python -m neurov1.train``).
 
 Before the model is built: check the initial weights (``ckpt_init``), the checkpoint to resume from, the output
-folders and the data (:func:`prepare`); a run that already completed is recognised (:func:`completed_run`). After
+folders and the data (:func:`validate_run`); a run that already completed is recognised (:func:`completed_run`). After
 fit: the content of ``metrics.json`` (:func:`run_summary`), written atomically with a ledger record
 (:func:`write_outcome`).
 """
@@ -87,7 +87,7 @@ class Resume:
     logger_step: int
 
 
-def prepare(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None]:
+def validate_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None]:
     """Check everything that can be checked cheaply and fill derived config values.
 
     Returns the validated data module and what the run resumes from (None for a new run).

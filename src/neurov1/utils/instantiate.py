@@ -25,16 +25,16 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
-def instantiate_group(group: DictConfig | None, kind: type) -> list[Any]:
-    """Instantiate every node of ``group`` that has a ``_target_``, checking each result is a ``kind``."""
+def instantiate_group(group: DictConfig | None, expected: type) -> list[Any]:
+    """Instantiate every node of ``group`` that has a ``_target_``, checking each result is an ``expected``."""
     built = []
     for name, node in (group or {}).items():
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
         log.info("Instantiating %s <%s>", name, node._target_)
         obj = instantiate(node)
-        if not isinstance(obj, kind):
-            raise TypeError(f"{name}: {node._target_} built a {type(obj).__name__}, expected a {kind.__name__}")
+        if not isinstance(obj, expected):
+            raise TypeError(f"{name}: {node._target_} built a {type(obj).__name__}, expected a {expected.__name__}")
         built.append(obj)
     return built
 

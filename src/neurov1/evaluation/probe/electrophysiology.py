@@ -16,8 +16,9 @@ vectorised over units:
 
 Memory: the receptive field maps are held as (positions, units) float32 and reduced in chunks of units; stimulus
 responses of the selected units only; batches hold at most ``ACTIVATION_BUDGET`` layer values (fewer images for
-large layers). Peak memory stays near 441 x units x 4 bytes plus one batch. Batches are padded to their full size
-as Brain-Score pads them, so that at the default sizes every image meets the same kernels as there.
+large layers; the blank, run once, is padded to ``batch_size`` images). Peak memory stays near 441 x units x 4
+bytes plus one batch. Batches are padded to their full size as Brain-Score pads them, so that at the default sizes
+every image meets the same kernels as there.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from neurov1.evaluation.brainscore.stimuli import (
+from neurov1.evaluation.brainscore.stimulus_sets import (
     BLANK,
     ORIENTATION,
     PARAMETER_COLUMNS,
@@ -41,7 +42,7 @@ from neurov1.evaluation.brainscore.stimuli import (
     grating_parameters,
 )
 from neurov1.evaluation.probe import properties
-from neurov1.evaluation.probe.stimuli import probe_stimuli
+from neurov1.evaluation.probe.gratings import probe_stimuli
 
 RF_THRESHOLD = 0.05  # fraction of a unit's peak map value that counts as excitatory (RF_THRSH)
 RF_DELTA = 0.15  # deg: largest distance of a receptive field centre from the stimulus centre (RF_DELTA)
@@ -103,7 +104,7 @@ class Recording:
         }
 
     def unit_tables(self) -> dict[str, properties.Table]:
-        """Per reference assembly, every selected unit's properties and which units respond (its functions)."""
+        """Per reference assembly, every selected unit's properties, which units respond and their tuning curves."""
         layouts, baseline = self.layouts(), self.baseline
         orientation = levels(ORIENTATION, "orientation")
         frequencies = levels(SPATIAL_FREQUENCY, "spatial_frequency")
@@ -117,7 +118,7 @@ class Recording:
 
     def tables(self) -> dict[str, dict[str, np.ndarray]]:
         """Per reference assembly, the properties of its responsive units (Brain-Score's property assemblies)."""
-        return {name: properties.select(*table) for name, table in self.unit_tables().items()}
+        return {name: properties.select(table.values, table.responsive) for name, table in self.unit_tables().items()}
 
 
 @torch.no_grad()
@@ -180,12 +181,12 @@ def record(
         started = time.perf_counter()
         positions_y, positions_x = levels(RECEPTIVE_FIELD, "position_y"), levels(RECEPTIVE_FIELD, "position_x")
         per_position = len(stimuli[RECEPTIVE_FIELD]) // (len(positions_y) * len(positions_x))
-        ((_, blank),) = list(_activations(network, stimuli[BLANK], 1, mean, std, None))  # the layer's size
+        # the blank, padded to a whole batch as Brain-Score pads it; it also gives the layer's size
+        ((_, blank),) = list(_activations(network, stimuli[BLANK], batch_size, mean, std, bar))
         units = blank.shape[1]
+        blank = blank[0].clamp(min=0)
         # whole receptive field positions per batch, at most ACTIVATION_BUDGET values (large layers: smaller batches)
         step = max(min(batch_size, ACTIVATION_BUDGET // units) // per_position, 1) * per_position
-        ((_, blank),) = list(_activations(network, stimuli[BLANK], step, mean, std, bar))
-        blank = blank[0].clamp(min=0)
         best = torch.empty((len(positions_y) * len(positions_x), units), dtype=torch.float32)
         for start, out in _activations(network, stimuli[RECEPTIVE_FIELD], step, mean, std, bar):
             peak = out.clamp_(min=0).view(-1, per_position, units).amax(dim=1)

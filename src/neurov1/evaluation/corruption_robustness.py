@@ -19,12 +19,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 from neurov1.data.decode import ExactDecode
 from neurov1.data.folders import ImageFileDataset, class_images
+from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.evaluation.base import Evaluation, Outcome
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import Table, csv_text, fmt, markdown

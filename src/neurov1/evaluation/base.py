@@ -1,8 +1,8 @@
-"""What an evaluation kind offers: ``eval=v1|corruption|adversarial`` is a ``_target_`` node of one of these.
+"""What every evaluation offers: ``eval=v1|corruption|adversarial|...`` is a ``_target_`` node of one of these.
 
 ``neurov1.evaluate`` instantiates the node (the constructor checks its settings: a ``ConfigError`` naming
 ``eval.<key>``), gives it the network and, when it ``needs_data``, the validated data module, and records its
-``Outcome`` in the ledger; the training callbacks run the same kinds.
+``Outcome`` in the ledger; the training callbacks run the same evaluations.
 """
 
 from collections.abc import Mapping
@@ -26,7 +26,7 @@ class Outcome:
 
 
 class Evaluation:
-    """Base of the evaluation kinds.
+    """Base of the evaluations.
 
     Attributes:
         name: the ledger's ``eval`` field (``v1``, ``corruption``, ``adversarial``).
@@ -54,6 +54,6 @@ class Evaluation:
         raise NotImplementedError
 
     def plot_curve(self, curve: list[dict[str, float]], out_dir: Path, label: str) -> list[Path]:
-        """Figures of this kind's metrics against the training epoch (``curve``: one dict per evaluation, with its
+        """Figures of this evaluation's metrics against the training epoch (``curve``: one dict per evaluation, with its
         ``epoch``), drawn into ``out_dir`` at the end of fit by the training callback; none by default."""
         return []

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from neurov1.data.corruptions import CORRUPTIONS, corrupt
 from neurov1.data.folders import DECODE_ERRORS, IMAGE_EXTENSIONS
+from neurov1.data.image_corruptions import CORRUPTIONS, corrupt
 from neurov1.utils.io import write_bytes_atomic
 
 JPEG_QUALITY = 85
