@@ -23,6 +23,7 @@ from neurov1.data.folders import make_loader
 from neurov1.data.transforms import PixelSpace
 from neurov1.errors import ConfigError, check_fraction, check_int
 from neurov1.evaluation.base import Evaluation, Outcome
+from neurov1.evaluation.corruption_robustness import top1_accuracy
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.runtime import resolve_device
 from neurov1.utils.tables import Table, csv_text, fmt
@@ -100,21 +101,21 @@ def pgd_accuracy(
     device = next(net.parameters()).device
     space = PixelSpace.of(datamodule, device)
     generator = torch.Generator().manual_seed(attack.seed)
-    clean = robust = 0
+    clean, robust = (top1_accuracy(datamodule.num_classes, device) for _ in range(2))
     started = time.time()
     with tqdm(total=len(dataset), unit="img", desc=f"PGD-{attack.steps}") as progress:
         for images, labels in loader:
             images, labels = datamodule.device_transform(images.to(device)), labels.to(device)
             adversarial = attack.perturb(net, space.pixels(images), labels, space, generator)
             with torch.no_grad():
-                clean += int((net(images).argmax(-1) == labels).sum())
-                robust += int((net(space.normalize(adversarial)).argmax(-1) == labels).sum())
+                clean.update(net(images), labels)
+                robust.update(net(space.normalize(adversarial)), labels)
             progress.update(len(labels))
     return {
         "attack": asdict(attack),
         "images": len(dataset),
-        "clean_acc1": clean / len(dataset),
-        "acc1": robust / len(dataset),
+        "clean_acc1": float(clean.compute()),
+        "acc1": float(robust.compute()),
         "seconds": round(time.time() - started, 1),
     }
 
