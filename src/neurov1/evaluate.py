@@ -17,7 +17,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurov1.errors import ConfigError
-from neurov1.evaluation.base import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
 from neurov1.results.ledger import write_record
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
@@ -97,7 +97,7 @@ def evaluate(cfg: DictConfig) -> Outcome:
     module, label = load_network(cfg)
     datamodule = evaluation_data(cfg, module, evaluation) if evaluation.needs_data else None
     provenance = {"checkpoint": str(cfg.ckpt_path) if cfg.ckpt_path else None}
-    outcome = evaluation.run(module.net, module.hparams, label, Path(cfg.paths.output_dir), datamodule, provenance)
+    outcome = evaluation.run(EvaluatedModel.of(module, label), Path(cfg.paths.output_dir), datamodule, provenance)
     record_and_log(cfg, evaluation, label, outcome)
     return outcome
 

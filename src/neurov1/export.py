@@ -30,14 +30,7 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError("out: the folder to write into, e.g. out=submissions.")
     net_config = checkpoint_net_config(cfg.ckpt_path)
     module = NeuroV1Module.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
-    folder = write_plugin(
-        Path(cfg.out),
-        module.net,
-        net_config,
-        module.v1_layer,
-        module.hparams.get("visual_degrees", 8),
-        model_label(net_config),
-    )
+    folder = write_plugin(Path(cfg.out), module.net, net_config, module.scoring, model_label(net_config))
     log.info("Brain-Score plugin of %s (V1: %s): %s", cfg.ckpt_path, module.v1_layer, folder)
     return folder
 

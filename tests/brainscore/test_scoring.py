@@ -6,6 +6,7 @@ import torch
 from brainscore_core.metrics import Score
 
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import model_identifier
@@ -92,14 +93,18 @@ def test_identifier_changes_with_weights_layer_and_degrees():
     assert len(first) < 60
 
 
+RESNET50 = {"arch": "resnet50", "input_size": 64}
+VGG11 = {"arch": "vgg11_bn", "input_size": 64}
+
+
 def test_the_resnet50_scan_is_appendix_bs_twenty_layers_and_v1_is_layer1():
-    net = build_network("resnet50", num_classes=10)
-    layers = layers_to_score("scan", net, "resnet50")
+    net = EvaluatedModel.of_network(build_network("resnet50", num_classes=10), RESNET50, "resnet50")
+    layers = layers_to_score("scan", net)
     assert len(layers) == 20
     assert layers[:4] == ["layer1.0", "layer1.0.downsample", "layer1.1", "layer1.2"]
     assert layers[-1] == "layer4.2"
-    assert layers_to_score("v1", net, "resnet50") == ["layer1"]
-    assert layers_to_score(["v1", "layer2"], net, "resnet50") == ["layer1", "layer2"]
-    vgg = build_network("vgg11_bn", num_classes=10)
-    assert layers_to_score("v1", vgg, "vgg11_bn") == ["features.13"]
-    assert layers_to_score("scan", vgg, "vgg11_bn")[:3] == ["features.2", "features.3", "features.6"]
+    assert layers_to_score("v1", net) == ["layer1"]
+    assert layers_to_score(["v1", "layer2"], net) == ["layer1", "layer2"]
+    vgg = EvaluatedModel.of_network(build_network("vgg11_bn", num_classes=10), VGG11, "vgg11_bn")
+    assert layers_to_score("v1", vgg) == ["features.13"]
+    assert layers_to_score("scan", vgg)[:3] == ["features.2", "features.3", "features.6"]

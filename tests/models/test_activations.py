@@ -13,6 +13,7 @@ from torch import nn
 
 from neurov1.errors import ConfigError
 from neurov1.evaluation import v1_probe
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import brain_model
 from neurov1.evaluation.brainscore.scoring import V1Settings
@@ -21,8 +22,10 @@ from neurov1.inspection import tuning_curves
 from neurov1.inspection.max_activation import StimulusSettings, maximize_channels
 from neurov1.models import build_network
 from neurov1.models.activations import LayerOutput, layer_input, layer_outputs
+from neurov1.models.contract import ScoringContract
 
 SKIP = "skip_backbone.SkipBackbone"
+V1 = ScoringContract(v1_layer="layer1", image_size=64)
 
 
 def hooked_outputs(net: nn.Module, images: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
@@ -98,10 +101,11 @@ def test_a_prefix_of_the_skip_backbones_children_is_not_its_v1(skip_net):
 
 def test_the_layer_scan_and_the_brainscore_wrapper_read_the_skip_backbone_whole(skip_net, tmp_path):
     """eval=v1, eval=regions and the Brain-Score export commit layers through the same wrapper."""
-    assert layers_to_score("v1", skip_net, "skipnet", SKIP) == ["layer1"]
-    assert candidate_layers(skip_net, "skipnet", SKIP) == ["layer2"]
+    model = EvaluatedModel.of_network(skip_net, {"arch": "skipnet", "backbone": SKIP, "input_size": 64}, "skip")
+    assert layers_to_score("v1", model) == ["layer1"] and layers_to_score("scan", model)[-1] == "layer2"
+    assert candidate_layers(model) == ["layer2"]
     images = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
-    wrapper = brain_model(skip_net, "layer1", "skip-test", 64, 8).activations_model
+    wrapper = brain_model(skip_net, "layer1", "skip-test", model.scoring).activations_model
     read = wrapper.get_activations(list(images), ["layer1", "layer2"])
     expected = hooked_outputs(skip_net, torch.from_numpy(images), ["layer1", "layer2"])
     for layer in ("layer1", "layer2"):
@@ -117,8 +121,8 @@ class Recorded(Exception):
 @pytest.mark.parametrize(
     ("module", "path"),
     [
-        (v1_probe, lambda net: v1_probe.probe_v1(net, "layer1", V1Settings(source="offline"), 64, 8, progress=False)),
-        (tuning_curves, lambda net: tuning_curves.analyze_tuning_curves(net, "layer1", Path("unused"), 64, 8)),
+        (v1_probe, lambda net: v1_probe.probe_v1(net, "layer1", V1Settings(source="offline"), V1, progress=False)),
+        (tuning_curves, lambda net: tuning_curves.analyze_tuning_curves(net, "layer1", Path("unused"), V1)),
     ],
     ids=["v1_probe", "tuning_curves"],
 )

@@ -17,6 +17,7 @@ from neurov1.components import (
     TunedNormalization,
 )
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.models import SITES, backbone_for, build_network, count_parameters, rename_legacy_keys, resolve_components
 from neurov1.training.module import NeuroV1Module
@@ -204,7 +205,7 @@ def test_a_backbone_of_your_own_offers_every_site(monkeypatch):
     net = module.net
     assert isinstance(net.layer1[2].conv2, LocallyConnected2d) and isinstance(net.maxpool, PolarTransform)
     assert net.layer1[0].conv2.groups == 32  # ResNeXt's grouped convolution, followed by the DoG
-    assert module.v1_layer == "layer1" and len(layers_to_score("scan", net, "resnext50_32x4d", backbone)) == 20
+    assert module.v1_layer == "layer1" and len(layers_to_score("scan", EvaluatedModel.of(module, "resnext"))) == 20
     with torch.no_grad():
         assert net.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 7)
     with pytest.raises(ConfigError, match="unknown architecture 'resnet50'; choose one of resnext50_32x4d"):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from neurov1.data.folders import make_loader
 from neurov1.data.transforms import PixelSpace
 from neurov1.errors import ConfigError, check_fraction, check_int
-from neurov1.evaluation.base import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
 from neurov1.evaluation.corruption_robustness import top1_accuracy
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.runtime import resolve_device
@@ -163,14 +163,13 @@ class AdversarialEvaluation(Evaluation):
 
     def run(
         self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
+        model: EvaluatedModel,
         out_dir: Path,
         datamodule: Any = None,
         provenance: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        result = pgd_accuracy(net.to(self.device), datamodule, self.attack, self.limit) | dict(provenance or {})
+        label = model.label
+        result = pgd_accuracy(model.net.to(self.device), datamodule, self.attack, self.limit) | dict(provenance or {})
         paths = write_pgd_outputs(result, out_dir, label)
         log.info(
             "%s: clean %.3f, PGD-%d (eps %.3g/255) %.3f on %d images; %s",

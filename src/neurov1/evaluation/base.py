@@ -1,8 +1,8 @@
 """What every evaluation offers: ``eval=v1|corruption|adversarial|...`` is a ``_target_`` node of one of these.
 
 ``neurov1.evaluate`` instantiates the node (the constructor checks its settings: a ``ConfigError`` naming
-``eval.<key>``), gives it the network and, when it ``needs_data``, the validated data module, and records its
-``Outcome`` in the ledger; the training callbacks run the same evaluations.
+``eval.<key>``), gives it the model (:class:`EvaluatedModel`) and, when it ``needs_data``, the validated data
+module, and records its ``Outcome`` in the ledger; the training callbacks run the same evaluations.
 """
 
 from collections.abc import Mapping
@@ -12,6 +12,36 @@ from typing import Any
 
 import lightning as L
 from torch import nn
+
+from neurov1.models.contract import ScoringContract
+
+
+@dataclass(frozen=True)
+class EvaluatedModel:
+    """What an evaluation evaluates.
+
+    Attributes:
+        net: the network (put in eval mode by the evaluation).
+        scoring: its scoring contract (V1 layer, visual degrees, input size and normalisation, five-crop).
+        architecture: its ``model.net`` settings (``arch``, ``backbone``, ``num_classes``, ``input_size``,
+            ``components``).
+        label: its name in outputs and the ledger (e.g. ``resnet18-center_surround+tuned_norm``).
+    """
+
+    net: nn.Module
+    scoring: ScoringContract
+    architecture: Mapping[str, Any]
+    label: str
+
+    @classmethod
+    def of(cls, module: Any, label: str, net: nn.Module | None = None) -> "EvaluatedModel":
+        """A :class:`neurov1.training.module.NeuroV1Module`'s (``net``: another copy of its network)."""
+        return cls(module.net if net is None else net, module.scoring, module.hparams["net"], label)
+
+    @classmethod
+    def of_network(cls, net: nn.Module, architecture: Mapping[str, Any], label: str) -> "EvaluatedModel":
+        """A network built from ``architecture`` (``model.net``) alone, with the contract it makes by default."""
+        return cls(net, ScoringContract.of(net, architecture), {"components": {}, **architecture}, label)
 
 
 @dataclass
@@ -40,14 +70,12 @@ class Evaluation:
 
     def run(
         self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
+        model: EvaluatedModel,
         out_dir: Path,
         datamodule: L.LightningDataModule | None = None,
         provenance: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        """Evaluate ``net`` (a model's network, with its module's ``hparams``); write the outputs into ``out_dir``.
+        """Evaluate ``model``; write the outputs into ``out_dir``.
 
         ``provenance`` says where the weights come from (``checkpoint``: its path, or ``epoch``: the training epoch);
         it is recorded in the written result."""

@@ -25,7 +25,7 @@ from neurov1.data.folders import ImageFileDataset, class_folders, class_images
 from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.base import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import Table, csv_text, fmt, markdown
@@ -364,27 +364,25 @@ class CorruptionEvaluation(Evaluation):
 
     def run(
         self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
+        model: EvaluatedModel,
         out_dir: Path,
         datamodule: Any = None,
         provenance: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        settings = self.corruption
+        settings, net, label = self.corruption, model.net, model.label
         net.eval()
         clean_result = accuracy(net, datamodule.val_dataloader(), datamodule.device_transform) if datamodule else None
         result = evaluate_corruptions(
             net,
             settings["root"],
-            num_classes=hparams["net"]["num_classes"],
+            num_classes=model.architecture["num_classes"],
             corruptions=list(settings["corruptions"]) if settings.get("corruptions") else None,
             severities=list(settings.get("severities") or SEVERITIES),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             limit_per_condition=settings.get("limit_per_condition"),
             five_crop=self.five_crop,
-            image_size=hparams["net"]["input_size"],
+            image_size=model.scoring.image_size,
         )
         clean = None if clean_result is None else clean_result["accuracy"]
         summary = summarize(result["rows"], clean, self.baseline)

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from torch import nn
 
 from neurov1.errors import check_int
-from neurov1.evaluation.base import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
 from neurov1.evaluation.brainscore.evaluation import evaluate_v1, layers_to_score
 from neurov1.evaluation.brainscore.scoring import V1Settings
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
@@ -68,27 +67,16 @@ class V1Evaluation(Evaluation):
 
     def run(
         self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
+        model: EvaluatedModel,
         out_dir: Path,
         datamodule: L.LightningDataModule | None = None,
         provenance: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        architecture = hparams["net"]
-        layers = layers_to_score(self.layers, net, architecture["arch"], architecture.get("backbone"))
-        report = evaluate_v1(
-            net,
-            label,
-            self.settings,
-            layers=layers,
-            visual_degrees=hparams.get("visual_degrees", 8),
-            image_size=architecture["input_size"],
-            batch_size=self.batch_size,
-            cache_dir=self.cache_dir,
-        )
+        label = model.label
+        layers = layers_to_score(self.layers, model)
+        report = evaluate_v1(model, self.settings, layers, batch_size=self.batch_size, cache_dir=self.cache_dir)
         report.update(provenance or {})
-        report["components"] = list(architecture["components"])
+        report["components"] = list(model.architecture["components"])
         paths = write_v1_outputs(report, out_dir, label)
         scores = report["scores"]
         log.info(

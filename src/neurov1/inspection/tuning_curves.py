@@ -20,6 +20,7 @@ from torch import nn
 from neurov1.evaluation.brainscore.stimulus_sets import ORIENTATION, RECEPTIVE_FIELD, SIZE, SPATIAL_FREQUENCY
 from neurov1.evaluation.probe.electrophysiology import levels, record
 from neurov1.models.activations import LayerOutput
+from neurov1.models.contract import ScoringContract
 from neurov1.utils.plots import plt, write_png
 
 CURVES = {  # each curve drawn, from the assembly whose property functions computed it (and its values)
@@ -37,10 +38,18 @@ SHOWN = {  # reference assembly -> the properties written in the panel titles
 
 
 def analyze_tuning_curves(
-    net: nn.Module, layer: str, out_dir: Path, image_size: int, visual_degrees: float, units: int = 8, seed: int = 0
+    net: nn.Module, layer: str, out_dir: Path, scoring: ScoringContract, units: int = 8, seed: int = 0
 ) -> dict[str, Any]:
-    """Record ``layer``, sample ``units`` responsive units (``seed``), write ``tuning_curves.png``; their values."""
-    recording = record(LayerOutput(net, layer), image_size, visual_degrees, progress=False)
+    """Record ``layer`` as the scoring contract commits the model, sample ``units`` responsive units (``seed``),
+    write ``tuning_curves.png``; their values."""
+    recording = record(
+        LayerOutput(net, layer),
+        scoring.image_size,
+        scoring.visual_degrees,
+        mean=scoring.channel_mean(),
+        std=scoring.channel_std(),
+        progress=False,
+    )
     tables = recording.unit_tables()
     responsive = np.logical_and.reduce([table.responsive for table in tables.values()])
     candidates = np.flatnonzero(responsive)

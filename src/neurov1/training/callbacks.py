@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 
 from neurov1.errors import ConfigError
-from neurov1.evaluation.base import Evaluation
+from neurov1.evaluation.base import EvaluatedModel, Evaluation
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 
@@ -97,10 +97,10 @@ class EvaluationCallback(L.Callback):
 
     def _score(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
         label = f"{model_label(pl_module.hparams['net'])}-epoch{epoch}"
-        net = copy.deepcopy(pl_module.net).eval()
+        model = EvaluatedModel.of(pl_module, label, net=copy.deepcopy(pl_module.net).eval())
         datamodule = trainer.datamodule if self.evaluation.needs_data else None
         out_dir = self.output_dir / f"epoch_{epoch:03d}"
-        outcome = self.evaluation.run(net, pl_module.hparams, label, out_dir, datamodule, {"epoch": epoch})
+        outcome = self.evaluation.run(model, out_dir, datamodule, {"epoch": epoch})
         log.info("%s evaluation after epoch %d: %s", self.evaluation.name, epoch, outcome.metrics)
         self._add_to_curve(epoch, outcome.metrics)
         return outcome.metrics

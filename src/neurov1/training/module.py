@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from neurov1.errors import ConfigError, Diverged
 from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
+from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.models.sites import accepted_parameters, import_target
 from neurov1.training.checkpoints import LOWER_LR_HINT
 
@@ -57,9 +58,11 @@ class NeuroV1Module(L.LightningModule):
         adversarial: Free adversarial training settings (``replays``, ``eps``) of
             :class:`neurov1.training.free_adversarial.FreeAdversarialModule`, which trains with them; kept here so
             that a checkpoint loaded as this class still says how its weights were trained.
-        visual_degrees: the field of view of the input image in degrees of visual angle (the model's commitment;
-            every V1 scoring path uses it).
+        visual_degrees: the field of view of the input image in degrees of visual angle (the model's commitment).
         data: the data config the model is trained on (``neurov1.evaluate`` takes it unless given ``data=``).
+        scoring: the model's :class:`ScoringContract` (what every scoring path reads), saved with it; null: made
+            from the settings above (the backbone's V1 layer, ``input_size``, ``visual_degrees``, the data's
+            normalisation and ``five_crop``), as for checkpoints from before it was saved.
     """
 
     def __init__(
@@ -69,10 +72,11 @@ class NeuroV1Module(L.LightningModule):
         scheduler: dict[str, Any],
         finetune: dict[str, Any] | None = None,
         adversarial: dict[str, Any] | None = None,
-        visual_degrees: float = 8.0,
+        visual_degrees: float = VISUAL_DEGREES,
         data: dict[str, Any] | None = None,
         channels_last: bool | str = "auto",
         compile: bool = False,
+        scoring: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = {"backbone": None, **net, "components": resolve_components(net.get("components") or {})}
@@ -87,6 +91,11 @@ class NeuroV1Module(L.LightningModule):
         self.compile_net = compile
         for key, node in (("optimizer", optimizer), ("scheduler", scheduler)):
             partial_node(node, key)  # a ConfigError for an unknown class or parameter now, not at fit start
+        self.net = build_network(**net)
+        self.backbone = backbone_for(net["arch"], net["backbone"])
+        self.scoring = (
+            ScoringContract.from_dict(scoring) if scoring else ScoringContract.of(self.net, net, visual_degrees, data)
+        )
         hparams = {
             "net": net,
             "optimizer": dict(optimizer),
@@ -95,10 +104,9 @@ class NeuroV1Module(L.LightningModule):
             "adversarial": adversarial,
             "visual_degrees": visual_degrees,
             "data": data,
+            "scoring": self.scoring.as_dict(),
         }
         self.save_hyperparameters(hparams)
-        self.net = build_network(**net)
-        self.backbone = backbone_for(net["arch"], net["backbone"])
         if finetune is not None:
             head = self.classifier_name + "."
             for name, parameter in self.net.named_parameters():
@@ -141,8 +149,8 @@ class NeuroV1Module(L.LightningModule):
 
     @property
     def v1_layer(self) -> str:
-        """The name (in ``net``) of the module whose output is the artificial V1."""
-        return self.backbone.v1_layer(self.net)
+        """The name (in ``net``) of the module whose output is the artificial V1 (the scoring contract's)."""
+        return self.scoring.v1_layer
 
     @property
     def classifier_name(self) -> str:

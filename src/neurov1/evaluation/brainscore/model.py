@@ -1,4 +1,4 @@
-"""A trained network as a Brain-Score model: one committed V1 layer, 64 px input, the training normalisation."""
+"""A trained network as a Brain-Score model: one committed layer, with its scoring contract's input and degrees."""
 
 import functools
 import hashlib
@@ -10,6 +10,7 @@ from torch import nn
 
 from neurov1.evaluation.brainscore.environment import import_brainscore
 from neurov1.models.activations import layer_outputs
+from neurov1.models.contract import ScoringContract
 
 
 @functools.cache
@@ -50,23 +51,19 @@ def model_identifier(net: nn.Module, layer: str, image_size: int, visual_degrees
 
 
 def brain_model(
-    net: nn.Module,
-    layer: str,
-    identifier: str,
-    image_size: int = 64,
-    visual_degrees: float = 8,
-    mean: float = 0.5,
-    std: float = 0.5,
-    batch_size: int = 64,
-    region: str = "V1",
+    net: nn.Module, layer: str, identifier: str, scoring: ScoringContract, batch_size: int = 64, region: str = "V1"
 ):
-    """A ``ModelCommitment`` with ``layer`` committed to ``region`` (no layer search), preprocessing as in training."""
+    """A ``ModelCommitment`` with ``layer`` committed to ``region`` (no layer search) at the contract's visual degrees,
+    its images preprocessed as in training (the contract's input size and normalisation)."""
     import_brainscore()
     from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
     preprocessing = functools.partial(
-        load_preprocess_images, image_size=image_size, normalize_mean=(mean,) * 3, normalize_std=(std,) * 3
+        load_preprocess_images,
+        image_size=scoring.image_size,
+        normalize_mean=scoring.channel_mean(),
+        normalize_std=scoring.channel_std(),
     )
     wrapper = whole_network_wrapper()(
         model=net, preprocessing=preprocessing, identifier=identifier, batch_size=batch_size
@@ -76,5 +73,5 @@ def brain_model(
         activations_model=wrapper,
         layers=[layer],
         region_layer_map={region: layer},
-        visual_degrees=visual_degrees,
+        visual_degrees=scoring.visual_degrees,
     )

@@ -6,8 +6,8 @@ Brain-Score (vision) takes models as plugin folders under ``brainscore_vision/mo
 (``weights.pt``: a plain dict of tensors and settings, loaded with ``weights_only=True``); the model is rebuilt by
 ``neurov1.models.build_network`` (so ``neurov1`` is a requirement), wrapped with Brain-Score's ``PytorchWrapper`` as
 neurov1 wraps it for scoring (the layer read from the whole network) with the training preprocessing (resize to
-the input size, normalisation 0.5/0.5), and committed as neurov1 scores it: the V1 layer to V1, at the model's
-``visual_degrees``.
+the input size, the training normalisation), and committed as neurov1 scores it (its scoring contract): the V1
+layer to V1, at the model's ``visual_degrees``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from neurov1.errors import ConfigError
+from neurov1.models.contract import ScoringContract
 from neurov1.utils.io import atomic_writer, write_text_atomic
 
 INIT = '''"""{label}: a neurov1 model, committed as neurov1 scores it (its V1 layer to V1)."""
@@ -49,10 +50,11 @@ from neurov1.evaluation.brainscore.model import whole_network_wrapper
 from neurov1.models import build_network
 
 IDENTIFIER = {identifier!r}
+# the model's scoring contract, as neurov1 scores it
 LAYERS = [{layer!r}]  # the committed V1 layer
 VISUAL_DEGREES = {visual_degrees!r}
 IMAGE_SIZE = {image_size!r}
-MEAN, STD = 0.5, 0.5  # the training normalisation of every neurov1 data module
+MEAN, STD = {mean!r}, {std!r}  # the training normalisation, per channel
 WEIGHTS = Path(__file__).with_name("weights.pt")
 
 
@@ -66,7 +68,7 @@ def network() -> torch.nn.Module:
 def get_model(name: str):
     assert name == IDENTIFIER
     preprocessing = functools.partial(
-        load_preprocess_images, image_size=IMAGE_SIZE, normalize_mean=(MEAN,) * 3, normalize_std=(STD,) * 3
+        load_preprocess_images, image_size=IMAGE_SIZE, normalize_mean=MEAN, normalize_std=STD
     )
     wrapper = whole_network_wrapper()(identifier=IDENTIFIER, model=network(), preprocessing=preprocessing)
     wrapper.image_size = IMAGE_SIZE
@@ -96,9 +98,10 @@ def plugin_identifier(label: str) -> str:
 
 
 def write_plugin(
-    out: Path, net: torch.nn.Module, net_config: dict[str, Any], layer: str, visual_degrees: float, label: str
+    out: Path, net: torch.nn.Module, net_config: dict[str, Any], scoring: ScoringContract, label: str
 ) -> Path:
-    """Write the plugin folder ``out/<identifier>/``; returns it. An existing non-empty folder is refused."""
+    """Write the plugin folder ``out/<identifier>/`` of ``net`` committed by its ``scoring`` contract; returns it. An
+    existing non-empty folder is refused."""
     identifier = plugin_identifier(label)
     folder = Path(out) / identifier
     if folder.exists() and any(folder.iterdir()):
@@ -107,9 +110,11 @@ def write_plugin(
     settings = {
         "label": label,
         "identifier": identifier,
-        "layer": layer,
-        "visual_degrees": float(visual_degrees),
-        "image_size": int(net_config["input_size"]),
+        "layer": scoring.v1_layer,
+        "visual_degrees": float(scoring.visual_degrees),
+        "image_size": int(scoring.image_size),
+        "mean": scoring.channel_mean(),
+        "std": scoring.channel_std(),
     }
     with atomic_writer(folder / "weights.pt") as file:
         torch.save({"net": dict(net_config), "state_dict": net.state_dict()}, file)

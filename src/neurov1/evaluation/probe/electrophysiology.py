@@ -43,7 +43,9 @@ from neurov1.evaluation.brainscore.stimulus_sets import (
 )
 from neurov1.evaluation.probe import properties
 from neurov1.evaluation.probe.gratings import probe_stimuli
+from neurov1.models.contract import NORMALISATION
 
+Channels = tuple[float, float, float]
 RF_THRESHOLD = 0.05  # fraction of a unit's peak map value that counts as excitatory (RF_THRSH)
 RF_DELTA = 0.15  # deg: largest distance of a receptive field centre from the stimulus centre (RF_DELTA)
 STIMULUS_POSITION = np.array([0.5, 0.5])  # (y, x) deg: centre of every orientation, frequency and size grating
@@ -123,19 +125,20 @@ class Recording:
 
 @torch.no_grad()
 def _activations(
-    network: nn.Module, images: torch.Tensor, batch_size: int, mean: float, std: float, progress: tqdm | None
+    network: nn.Module, images: torch.Tensor, batch_size: int, mean: Channels, std: Channels, progress: tqdm | None
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, flattened layer activations) of each batch of uint8 grey images, preprocessed as Brain-Score's
     ``load_preprocess_images`` does (``ToTensor``: /255; ``Normalize``; three equal channels). A short batch is
     padded with copies of its last image, as Brain-Score's activations extractor pads it: every image then goes
     through the same kernels as there (convolution results can differ in the last bit with the batch size)."""
     device = next(network.parameters()).device
+    mean_, std_ = (torch.tensor(value, device=device).view(1, 3, 1, 1) for value in (mean, std))
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
         count = len(batch)
         if count < batch_size:
             batch = torch.cat((batch, batch[-1:].expand(batch_size - count, -1, -1)))
-        batch = batch.to(device).float().div(255).sub(mean).div(std)[:, None].expand(-1, 3, -1, -1)
+        batch = batch.to(device).float().div(255)[:, None].expand(-1, 3, -1, -1).sub(mean_).div(std_)
         yield start, network(batch)[:count].flatten(1).float()
         if progress is not None:
             progress.update(count)
@@ -165,12 +168,13 @@ def record(
     image_size: int,
     visual_degrees: float,
     batch_size: int = 64,
-    mean: float = 0.5,
-    std: float = 0.5,
+    mean: Channels = (NORMALISATION,) * 3,
+    std: Channels = (NORMALISATION,) * 3,
     progress: bool = True,
     cache_dir: str | None = None,
 ) -> Recording:
-    """Run the experiments on ``network`` (the model up to the recorded layer, in eval mode, on its device)."""
+    """Run the experiments on ``network`` (images to the recorded layer's activations, in eval mode, on its device),
+    its inputs normalised per channel with ``mean`` and ``std`` as in training."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     stimuli = probe_stimuli(image_size, visual_degrees, cache_dir)
