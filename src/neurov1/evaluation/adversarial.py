@@ -22,7 +22,7 @@ from tqdm import tqdm
 from neurov1.data.folders import make_loader
 from neurov1.data.transforms import PixelSpace
 from neurov1.errors import ConfigError, check_fraction, check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.corruption_robustness import top1_accuracy
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.runtime import resolve_device
@@ -162,11 +162,7 @@ class AdversarialEvaluation(Evaluation):
         self.device = resolve_device(device, "eval.device")
 
     def run(
-        self,
-        model: EvaluatedModel,
-        out_dir: Path,
-        datamodule: Any = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
         label = model.label
         result = pgd_accuracy(model.net.to(self.device), datamodule, self.attack, self.limit) | dict(provenance or {})

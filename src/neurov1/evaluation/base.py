@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from torch import nn
 
 from neurov1.models.contract import ScoringContract
+
+Provenance = Mapping[str, Any] | None  # where the weights come from (checkpoint path or training epoch)
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,7 @@ class Evaluation:
     five_crop = False
 
     def run(
-        self,
-        model: EvaluatedModel,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
         """Evaluate ``model``; write the outputs into ``out_dir``.
 

@@ -25,7 +25,7 @@ from neurov1.data.folders import ImageFileDataset, class_folders, class_images
 from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import Table, csv_text, fmt, markdown
@@ -363,11 +363,7 @@ class CorruptionEvaluation(Evaluation):
         self.batch_size, self.num_workers, self.five_crop = batch_size, num_workers, five_crop
 
     def run(
-        self,
-        model: EvaluatedModel,
-        out_dir: Path,
-        datamodule: Any = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
         settings, net, label = self.corruption, model.net, model.label
         net.eval()

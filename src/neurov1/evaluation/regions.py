@@ -22,11 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.brainscore.environment import import_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import brain_model, model_identifier
@@ -154,11 +153,7 @@ class RegionsEvaluation(Evaluation):
         self.seed, self.batch_size, self.cache_dir = seed, batch_size, cache_dir
 
     def run(
-        self,
-        model: EvaluatedModel,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
         net, label, scoring = model.net, model.label, model.scoring
         layers = candidate_layers(model) if self.layers == "scan" else list(self.layers)

@@ -6,14 +6,12 @@ paper's Tables 1 and 2) and ``v1_groups.png``.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-
 from neurov1.errors import check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.brainscore.evaluation import evaluate_v1, layers_to_score
 from neurov1.evaluation.brainscore.scoring import V1Settings
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
@@ -66,11 +64,7 @@ class V1Evaluation(Evaluation):
         self.five_crop = five_crop
 
     def run(
-        self,
-        model: EvaluatedModel,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
         label = model.label
         layers = layers_to_score(self.layers, model)

@@ -17,16 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 from torch import nn
 
 from neurov1.errors import check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.brainscore.benchmarks import PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.environment import configure_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
@@ -220,11 +219,7 @@ class V1ProbeEvaluation(Evaluation):
         self.progress = progress
 
     def run(
-        self,
-        model: EvaluatedModel,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
         label = model.label
         (layer,) = layers_to_score(self.layer, model)
