@@ -17,7 +17,8 @@ import torchvision
 from torch import nn
 
 from neurov1.errors import ConfigError
-from neurov1.models.sites import SITES, import_target
+from neurov1.models.sites import SITES
+from neurov1.utils.instantiate import locate
 
 
 @dataclass
@@ -221,7 +222,7 @@ BUILT_IN: tuple[Backbone, ...] = (ResNetBackbone(), VGGBackbone())
 def backbone_for(arch: str, backbone: str | None = None) -> Backbone:
     """The adapter for ``arch``: ``backbone`` (a dotted class path, ``model.net.backbone``), else a built-in one."""
     if backbone:
-        adapter = import_target(backbone, "model.net.backbone")()
+        adapter = locate(backbone, "model.net.backbone")()
         if not isinstance(adapter, Backbone):
             raise ConfigError(f"model.net.backbone: {backbone} is not a neurov1.models.Backbone subclass.")
     else:

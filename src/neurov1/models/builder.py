@@ -18,7 +18,9 @@ from torch import nn
 from neurov1.components.parameters import ParameterError
 from neurov1.errors import ConfigError
 from neurov1.models.backbones import Backbone, backbone_for, offered_sites
-from neurov1.models.sites import KEY, SITES, accepted_parameters, import_target, resolve_components
+from neurov1.models.contract import IMAGE_SIZE
+from neurov1.models.sites import KEY, SITES, resolve_components
+from neurov1.utils.instantiate import instantiate, keyword_parameters
 
 
 def _forward_then_components(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -58,13 +60,13 @@ def attach_after(module: nn.Module, name: str, component: nn.Module) -> None:
 
 
 def construct(name: str, spec: Mapping[str, Any], geometry: Mapping[str, Any]) -> nn.Module:
-    """The component ``name`` for one place: its node's parameters and the geometry its constructor accepts."""
-    factory = import_target(spec["_target_"], f"{KEY}.{name}._target_")
-    accepted = accepted_parameters(factory)
-    parameters = {key: value for key, value in spec.items() if key not in ("_target_", "site")}
-    kwargs = {**{key: value for key, value in geometry.items() if key in accepted}, **parameters}
+    """The component ``name`` for one place: Hydra instantiates its node as a partial (its ``_partial_``), which is
+    called with the geometry of the place that its constructor accepts."""
+    node = {key: value for key, value in spec.items() if key != "site"}
+    factory = instantiate(node, key=f"{KEY}.{name}", _partial_=True)
+    accepted = keyword_parameters(factory.func)
     try:
-        module = factory(**kwargs)
+        module = factory(**{key: value for key, value in geometry.items() if key in accepted})
     except ParameterError as error:
         if error.parameter in geometry:
             raise ConfigError(
@@ -84,7 +86,7 @@ def construct(name: str, spec: Mapping[str, Any], geometry: Mapping[str, Any]) -
 def build_network(
     arch: str = "resnet50",
     num_classes: int = 1000,
-    input_size: int = 64,
+    input_size: int = IMAGE_SIZE,
     components: Mapping[str, Mapping[str, Any] | None] | None = None,
     backbone: str | None = None,
 ) -> nn.Module:

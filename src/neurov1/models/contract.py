@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+IMAGE_SIZE = 64  # the paper's input side in pixels (ImageNet at 64x64)
 VISUAL_DEGREES = 8.0  # the paper's field of view for its 64 px inputs (Brain-Score V1 benchmarks' default commitment)
 NORMALISATION = 0.5  # every neurov1 data module's default mean and std (ToTensor, then Normalize(0.5, 0.5))
 
@@ -57,7 +58,7 @@ class ScoringContract:
         data = data or {}
         return cls(
             v1_layer=backbone_for(architecture["arch"], architecture.get("backbone")).v1_layer(net),
-            image_size=architecture["input_size"],
+            image_size=architecture.get("input_size", IMAGE_SIZE),
             visual_degrees=visual_degrees,
             mean=data.get("mean", NORMALISATION),
             std=data.get("std", NORMALISATION),

@@ -13,28 +13,27 @@ from torchmetrics.classification import MulticlassAccuracy
 from neurov1.errors import ConfigError, Diverged
 from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
 from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
-from neurov1.models.sites import accepted_parameters, import_target
 from neurov1.training.checkpoints import LOWER_LR_HINT
+from neurov1.utils.instantiate import instantiate, keyword_parameters
 
 # Older checkpoints stored the paper's optimizer and schedule as bare settings.
 LEGACY_TARGETS = {"optimizer": "torch.optim.SGD", "scheduler": "torch.optim.lr_scheduler.MultiStepLR"}
 
 
-def partial_node(node: Mapping[str, Any], key: str) -> functools.partial:
-    """A ``_partial_`` config node (``model.optimizer``, ``model.scheduler``) as a callable; ConfigError naming
-    ``model.<key>`` for an unknown class or parameter."""
+def optimization_factory(node: Mapping[str, Any], key: str) -> functools.partial:
+    """The optimizer or scheduler of a ``model.<key>`` node: the partial Hydra instantiates (``_partial_: true``);
+    ConfigError naming ``model.<key>`` for an unknown class or parameter."""
     node = {"_target_": LEGACY_TARGETS[key], **node}
-    factory = import_target(node["_target_"], f"model.{key}._target_")
-    settings = {name: value for name, value in node.items() if name not in ("_target_", "_partial_")}
-    accepted = accepted_parameters(factory)
-    unknown = sorted(set(settings) - set(accepted))
+    factory = instantiate(node, key=f"model.{key}", _partial_=True)
+    accepted = keyword_parameters(factory.func)
+    unknown = sorted(set(factory.keywords) - set(accepted))
     if unknown:
         removal = " ".join(f"~model.{key}.{name}" for name in unknown)
         raise ConfigError(
             f"model.{key}: {node['_target_']} takes no {unknown}; it takes {', '.join(accepted)}. Remove the others "
             f"({removal}): an experiment may set them for its own {key}."
         )
-    return functools.partial(factory, **settings)
+    return factory
 
 
 class NeuroV1Module(L.LightningModule):
@@ -90,7 +89,7 @@ class NeuroV1Module(L.LightningModule):
         self.channels_last = channels_last
         self.compile_net = compile
         for key, node in (("optimizer", optimizer), ("scheduler", scheduler)):
-            partial_node(node, key)  # a ConfigError for an unknown class or parameter now, not at fit start
+            optimization_factory(node, key)  # a ConfigError for an unknown class or parameter now, not at fit start
         self.net = build_network(**net)
         self.backbone = backbone_for(net["arch"], net["backbone"])
         self.scoring = (
@@ -238,12 +237,12 @@ class NeuroV1Module(L.LightningModule):
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The ``optimizer`` node's optimizer over the trainable parameters."""
-        return partial_node(self.hparams["optimizer"], "optimizer")(
+        return optimization_factory(self.hparams["optimizer"], "optimizer")(
             [parameter for parameter in self.parameters() if parameter.requires_grad]
         )
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The optimizer and the ``scheduler`` node's schedule, stepped every epoch."""
         optimizer = self.build_optimizer()
-        scheduler = partial_node(self.hparams["scheduler"], "scheduler")(optimizer)
+        scheduler = optimization_factory(self.hparams["scheduler"], "scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
