@@ -147,3 +147,12 @@ def test_jobs_of_one_multirun_share_a_logger_group():
     assert sweep_group(hydra_cfg) == "multirun/2026-x"
     hydra_cfg.mode = RunMode.RUN
     assert sweep_group(hydra_cfg) is None
+
+
+def test_the_all_set_is_its_yaml_for_the_bench_and_the_sweeper():
+    from hydra_plugins.neurov1_sweepers.backward_elimination import BackwardEliminationSweeperConf
+    from neurov1.bench.model import ALL as BENCH_ALL
+    from neurov1.models.sites import preset_components
+
+    composed = components_of(compose_train("+model/components=all"))
+    assert preset_components("all") == list(BENCH_ALL) == BackwardEliminationSweeperConf().start == composed == ALL

@@ -145,6 +145,12 @@ def resolve_components(components: Mapping[str, Mapping[str, Any] | None] | None
     return dict(sorted(resolved.items(), key=lambda item: (list(SITES).index(item[1]["site"]), item[0])))
 
 
+def preset_components(name: str) -> list[str]:
+    """The components of a preset of ``conf/model/components`` (its defaults list, e.g. ``all``: the paper's
+    composite model A), the one place such a set is written."""
+    return [str(entry) for entry in load_option(GROUP, name)["defaults"]]
+
+
 def component_order(names: list[str] | tuple[str, ...]) -> list[str]:
     """Component names (bundled presets or complete nodes are looked up by name) in canonical order."""
     return list(resolve_components(dict.fromkeys(names)))
