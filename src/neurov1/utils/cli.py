@@ -2,16 +2,18 @@
 
 import contextlib
 import difflib
-import importlib.util
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
+
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, MissingConfigException
 
 from neurov1.errors import ConfigError, RunError, one_line
-from neurov1.utils.config import config_dir
+from neurov1.models.sites import GROUP
+from neurov1.utils.config import CONFIG_PACKAGE
 from neurov1.utils.io import check_writable
 
 log = logging.getLogger(__name__)
@@ -19,44 +21,22 @@ log = logging.getLogger(__name__)
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
-def searchpath_folders(arguments: list[str]) -> list[Path]:
-    """The config folders a ``hydra.searchpath=[file://...,pkg://...]`` override adds."""
-    value = override_value(arguments, "hydra.searchpath") or ""
-    folders = []
-    for entry in (item.strip().strip("'\"") for item in value.strip("[]").split(",") if item.strip()):
-        if entry.startswith("file://"):
-            folders.append(Path(entry.removeprefix("file://")))
-        elif entry.startswith("pkg://"):
-            spec = importlib.util.find_spec(entry.removeprefix("pkg://").replace("/", "."))
-            folders += [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
-    return folders
+def unknown_option(error: MissingConfigException, arguments: list[str]) -> ConfigError | None:
+    """Hydra's "could not load <group>/<name>" as one line naming the option, the closest valid one and all.
 
-
-def check_component_choices(arguments: list[str]) -> None:
-    """Refuse unknown ``model/components`` options on the command line with the list of valid ones.
-
-    Hydra would only say it "could not load" the file; this names the option, the closest valid one and all. The
-    options are neurov1's and those of the config folders ``hydra.searchpath`` adds (components of your own).
+    The options are those Hydra lists for the group: neurov1's and those of the config folders the command line's
+    ``hydra.searchpath`` adds (components of your own).
     """
-    folders = [config_dir(), *searchpath_folders(arguments)]
-    groups = [folder.joinpath("model", "components") for folder in folders]
-    available = sorted(
-        {entry.name.removesuffix(".yaml") for group in groups if group.is_dir() for entry in group.iterdir()}
-        - {"__init__.py"}
-    )
-    for argument in arguments:
-        key, _, value = argument.partition("=")
-        if key.lstrip("+~") != "model/components" or not value or value.startswith(("glob(", "choice(", "range(")):
-            continue
-        for name in re.split(r"[\[\],]", value):
-            name = name.strip()
-            if name and name not in available:
-                close = difflib.get_close_matches(name, available, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"model/components: unknown option {name!r}.{hint} Available: {', '.join(available)}. "
-                    "Select several as '+model/components=[center_surround,tuned_norm]'."
-                )
+    group, _, name = (error.missing_cfg_file or "").rpartition("/")
+    if not group:
+        return None
+    searchpath = [argument for argument in arguments if argument.lstrip("+").startswith("hydra.searchpath=")]
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+        available = GlobalHydra.instance().config_loader().get_group_options(group, overrides=searchpath)
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    several = " Select several as '+model/components=[center_surround,tuned_norm]'." if group == GROUP else ""
+    return ConfigError(f"{group}: unknown option {name!r}.{hint} Available: {', '.join(available)}.{several}")
 
 
 def override_value(arguments: list[str], key: str) -> str | None:
@@ -107,10 +87,22 @@ def errors_exit() -> Iterator[None]:
 
 
 def run(main: Callable[[], object], rewrite: Callable[[list[str]], list[str]] | None = None) -> None:
-    """Check the command line (``rewrite`` it first, e.g. to resume in a run's folder), then call a Hydra main."""
+    """Check the command line (``rewrite`` it first, e.g. to resume in a run's folder), then call a Hydra main.
+
+    Hydra's own errors (a config or option it cannot load, an override it cannot apply) reach this function
+    (``HYDRA_FULL_ERROR``) and end the command with one line, as every neurov1 error does.
+    """
     with errors_exit():
-        check_component_choices(sys.argv[1:])
         if rewrite is not None:
             sys.argv[1:] = rewrite(sys.argv[1:])
         check_output_folder(sys.argv[1:])
-    main()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with errors_exit():
+        try:
+            main()
+        except HydraException as error:
+            option = isinstance(error, MissingConfigException) and unknown_option(error, sys.argv[1:])
+            if option:
+                raise option from None
+            cause = f" ({one_line(error.__cause__)})" if error.__cause__ else ""
+            raise SystemExit(f"{type(error).__name__}: {one_line(error)}{cause}") from None
