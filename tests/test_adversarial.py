@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
+from hydra import initialize_config_module
 from lightning.pytorch.plugins import MixedPrecision
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
@@ -22,7 +22,7 @@ from neurov1.results.ledger import load_records
 from neurov1.training.callbacks import EvaluationCallback
 from neurov1.training.free_adversarial import FreeAdversarialModule, free_step
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR
+from neurov1.utils.config import CONFIG_PACKAGE
 from neurov1.utils.instantiate import instantiate_callbacks
 
 EPS = 2 / 255
@@ -58,7 +58,7 @@ def fit(
 
 
 def compose(config: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         return hydra_compose(config, overrides=list(overrides))
 
 

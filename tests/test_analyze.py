@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from scipy.stats import f_oneway
 
 from conftest import run_module
@@ -13,25 +13,25 @@ from neurov1.analyze import analyze, select_analyses
 from neurov1.components import DoGConv2d, PolarTransform, TunedNormalization
 from neurov1.data.demo import demo_images
 from neurov1.errors import ConfigError
-from neurov1.evaluation.brainscore.model import truncated_network
 from neurov1.evaluation.probe import properties
 from neurov1.inspection.diversity import compare_runs, lpips_metric, pairwise_lpips
-from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
-from neurov1.inspection.polar import central_magnification, scaled_transform
-from neurov1.inspection.stimuli import (
+from neurov1.inspection.max_activation import (
     FourierImage,
     StimulusSettings,
     colour_correlation_sqrt,
     maximize_channels,
     random_views,
 )
+from neurov1.inspection.parameters import analyze_dog, dog_parameters, modules_of, tuned_norm_parameters
+from neurov1.inspection.polar import central_magnification, scaled_transform
 from neurov1.models import build_network
+from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR
+from neurov1.utils.config import CONFIG_PACKAGE
 
 
 def compose_analyze(*overrides: str, out_dir):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         return compose("analyze", overrides=[*overrides, f"paths.output_dir={out_dir}"])
 
 
@@ -115,7 +115,7 @@ def test_random_views_without_transforms_is_the_identity():
 
 
 def test_gradient_ascent_raises_the_target_channels_and_is_deterministic():
-    v1 = truncated_network(resnet18(), "layer1")
+    v1 = LayerOutput(resnet18(), "layer1")
     settings = StimulusSettings(steps=6, lr=0.05, seed=3)
     first = maximize_channels(v1, [0, 5, 9], 32, settings, torch.device("cpu"))
     assert first["images"].shape == (3, 3, 32, 32) and 0 <= first["images"].min() and first["images"].max() <= 1

@@ -11,8 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from neurov1.models import resolve_components
-from neurov1.models.sites import accepted_parameters, import_target
-from neurov1.utils.instantiate import instantiate_loggers
+from neurov1.utils.instantiate import instantiate_loggers, keyword_parameters, locate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
@@ -57,7 +56,7 @@ COMPONENTS = ["center_surround", "local_rf", "divisive_norm", "tuned_norm", "cor
 def test_component_nodes_show_the_constructors_defaults(name):
     """The yaml lists each parameter a user overrides, with the value the constructor defaults to."""
     node = yaml.safe_load((CONF / "model" / "components" / f"{name}.yaml").read_text())
-    parameters = accepted_parameters(import_target(node["_target_"], name))
+    parameters = keyword_parameters(locate(node["_target_"], name))
     for key, value in node.items():
         if key not in ("_target_", "_partial_", "site"):
             assert parameters[key].default == value, key
@@ -148,3 +147,12 @@ def test_jobs_of_one_multirun_share_a_logger_group():
     assert sweep_group(hydra_cfg) == "multirun/2026-x"
     hydra_cfg.mode = RunMode.RUN
     assert sweep_group(hydra_cfg) is None
+
+
+def test_the_all_set_is_its_yaml_for_the_bench_and_the_sweeper():
+    from hydra_plugins.neurov1_sweepers.backward_elimination import BackwardEliminationSweeperConf
+    from neurov1.bench.model import ALL as BENCH_ALL
+    from neurov1.models.sites import preset_components
+
+    composed = components_of(compose_train("+model/components=all"))
+    assert preset_components("all") == list(BENCH_ALL) == BackwardEliminationSweeperConf().start == composed == ALL

@@ -1,4 +1,5 @@
-"""The Tiny-ImageNet-C corruptions (neurov1.data.corruptions) and their generator CLI (python -m neurov1.corrupt)."""
+"""The Tiny-ImageNet-C corruptions (neurov1.data.image_corruptions) and the command that writes corrupted copies of
+an image folder (python -m neurov1.corrupt)."""
 
 import os
 from pathlib import Path
@@ -8,9 +9,9 @@ import pytest
 from PIL import Image
 
 from neurov1 import corrupt as corrupt_cli
-from neurov1.data import corrupted_copies, corruptions
-from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, corrupt
+from neurov1.data import corrupted_folder, image_corruptions
 from neurov1.data.demo import demo_images
+from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, corrupt
 from neurov1.errors import OutputWriteError
 
 RANDOM_CORRUPTIONS = {
@@ -61,7 +62,7 @@ def strictly_decreasing(values: list[float]) -> bool:
 
 
 def test_names_and_groups():
-    assert len(CORRUPTIONS) == 15 == len(set(CORRUPTIONS)) == len(corruptions.CORRUPTION_FUNCTIONS)
+    assert len(CORRUPTIONS) == 15 == len(set(CORRUPTIONS)) == len(image_corruptions.CORRUPTION_FUNCTIONS)
     assert CORRUPTIONS == tuple(name for group in CORRUPTION_GROUPS.values() for name in group)
     assert CORRUPTION_GROUPS["weather"][-1] == "brightness" and CORRUPTION_GROUPS["digital"][0] == "contrast"
     assert SEVERITIES == (1, 2, 3, 4, 5)
@@ -76,29 +77,29 @@ def test_distortion_grows_with_severity(photos, name):
 
 def test_glass_blur_components_grow_with_severity(photos, monkeypatch):
     """Severity 1 scrambles an unblurred image; severity 2's blur smooths that scramble, so its PSNR is higher."""
-    published = corruptions.GLASS_BLUR
-    monkeypatch.setattr(corruptions, "GLASS_BLUR", tuple((sigma, delta, 0) for sigma, delta, _ in published))
+    published = image_corruptions.GLASS_BLUR
+    monkeypatch.setattr(image_corruptions, "GLASS_BLUR", tuple((sigma, delta, 0) for sigma, delta, _ in published))
     blur = mean_psnr_per_severity(photos, "glass_blur")
     assert strictly_decreasing(blur[1:]), blur
-    monkeypatch.setattr(corruptions, "GLASS_BLUR", tuple((0, delta, passes) for _, delta, passes in published))
+    monkeypatch.setattr(image_corruptions, "GLASS_BLUR", tuple((0, delta, passes) for _, delta, passes in published))
     scramble = mean_psnr_per_severity(photos, "glass_blur")
     # (max delta, passes): (1, 1) twice, then (1, 2), (2, 1), (2, 2).
     assert scramble[0] == scramble[1] and strictly_decreasing(scramble[1:]), scramble
-    monkeypatch.setattr(corruptions, "GLASS_BLUR", published)
+    monkeypatch.setattr(image_corruptions, "GLASS_BLUR", published)
     full = mean_psnr_per_severity(photos, "glass_blur")
     assert max(full) < 35 and full[4] == min(full), full
 
 
 def test_elastic_transform_components_move_in_opposite_directions(photos, monkeypatch):
     """The published affine jitter shrinks with severity (5.1 -> 1.3 px) while the elastic displacement grows."""
-    published = corruptions.ELASTIC_TRANSFORM
-    monkeypatch.setattr(corruptions, "ELASTIC_TRANSFORM", tuple((a, s, 0.0) for a, s, _ in published))
+    published = image_corruptions.ELASTIC_TRANSFORM
+    monkeypatch.setattr(image_corruptions, "ELASTIC_TRANSFORM", tuple((a, s, 0.0) for a, s, _ in published))
     elastic = mean_psnr_per_severity(photos, "elastic_transform")
     assert elastic[0] == float("inf") and strictly_decreasing(elastic), elastic
-    monkeypatch.setattr(corruptions, "ELASTIC_TRANSFORM", tuple((0.0, s, jitter) for _, s, jitter in published))
+    monkeypatch.setattr(image_corruptions, "ELASTIC_TRANSFORM", tuple((0.0, s, jitter) for _, s, jitter in published))
     affine = mean_psnr_per_severity(photos, "elastic_transform")
     assert affine[0] < affine[1] == affine[2] < affine[3] < affine[4], affine
-    monkeypatch.setattr(corruptions, "ELASTIC_TRANSFORM", published)
+    monkeypatch.setattr(image_corruptions, "ELASTIC_TRANSFORM", published)
     assert max(mean_psnr_per_severity(photos, "elastic_transform")) < 35
 
 
@@ -217,7 +218,7 @@ def test_cli_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OutputWriteError, match="disk full"):
-        corrupted_copies.write_jpeg_atomic(tmp_path / "x" / "a.JPEG", np.zeros((4, 4, 3), np.uint8))
+        corrupted_folder.write_jpeg_atomic(tmp_path / "x" / "a.JPEG", np.zeros((4, 4, 3), np.uint8))
     assert list((tmp_path / "x").iterdir()) == []
 
 

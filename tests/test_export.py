@@ -11,14 +11,16 @@ from PIL import Image
 from conftest import run_module
 from neurov1.data.demo import demo_images
 from neurov1.evaluation.brainscore.environment import import_brainscore
-from neurov1.evaluation.brainscore.model import truncated_network
+from neurov1.models.activations import LayerOutput
 from neurov1.training.module import NeuroV1Module
 
 
 def import_plugin(folder):
-    """Import the plugin folder as a package (its name has a dash, as Brain-Score plugin folders may)."""
+    """Import the plugin folder as a package (its name has a dash, as Brain-Score plugin folders may), under a
+    name of its own (a second plugin imported by the same process must not find the first one's modules)."""
+    name = f"exported_plugin_{abs(hash(str(folder)))}"
     spec = importlib.util.spec_from_file_location(
-        "exported_plugin", folder / "__init__.py", submodule_search_locations=[str(folder)]
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
     )
     package = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = package
@@ -66,7 +68,7 @@ def test_exported_plugin_builds_the_commitment_and_neurov1_activations(demo_run,
         [torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255).permute(2, 0, 1) for p in paths]
     )
     with torch.no_grad():
-        ours = truncated_network(net, "layer1")((batch - 0.5) / 0.5).flatten(1).numpy()
+        ours = LayerOutput(net, "layer1")((batch - 0.5) / 0.5).flatten(1).numpy()
     order = np.argsort([paths.index(p) for p in theirs["stimulus_path"].values])
     np.testing.assert_allclose(theirs.values[order], ours, rtol=1e-4, atol=1e-5)
 

@@ -54,3 +54,9 @@ def test_the_own_component_example_is_the_one_the_suite_trains():
 def test_the_own_backbone_example_is_the_one_the_suite_builds():
     (python,) = code_blocks("### Add a backbone")
     assert python == (PLUGINS / "wide_resnet_backbone.py").read_text()
+
+
+def test_the_dependency_example_reads_v1_with_the_feature_extractor(capsys):
+    (python,) = code_blocks("## Use neurov1 from your project")
+    exec(compile(python, "v1_features.py", "exec"), {})
+    assert capsys.readouterr().out.strip() == "torch.Size([2, 64, 16, 16])"

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import run_module
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.regions import (
     REGION_BENCHMARKS,
     RegionsEvaluation,
@@ -52,14 +53,18 @@ def test_regions_are_scored_per_layer_and_an_unloadable_benchmark_is_reported():
     assert results["IT"]["layers"]["layer3.0"]["raw"] == pytest.approx(0.16)
 
 
+RESNET50 = {"arch": "resnet50", "input_size": 64}
+VGG11 = {"arch": "vgg11_bn", "input_size": 64}
+
+
 def test_candidates_are_the_layers_after_v1():
-    resnet = candidate_layers(build_network("resnet50", 10, 64, {}), "resnet50", None)
+    resnet = candidate_layers(EvaluatedModel.of_network(build_network("resnet50", 10, 64, {}), RESNET50, "resnet50"))
     assert (
         resnet[:2] == ["layer2.0", "layer2.0.downsample"]
         and resnet[-1] == "layer4.2"
         and not any(layer.startswith("layer1") for layer in resnet)
     )
-    vgg = candidate_layers(build_network("vgg11_bn", 10, 64, {}), "vgg11_bn", None)
+    vgg = candidate_layers(EvaluatedModel.of_network(build_network("vgg11_bn", 10, 64, {}), VGG11, "vgg11_bn"))
     assert vgg and all(int(layer.split(".")[1]) > 13 for layer in vgg)
     with pytest.raises(ConfigError, match="eval.regions"):
         RegionsEvaluation(regions=["V3"])

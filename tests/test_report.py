@@ -141,7 +141,7 @@ def test_an_unreadable_record_is_named_and_skipped(tmp_path, caplog):
     results = tmp_path / "results"
     train_record(results, "/runs/base0", [], 0, 0.60)
     broken = results / "records" / "train-broken.json"
-    broken.write_text('{"kind": "train", "run_dir": "/runs/x", "fin')
+    broken.write_text('{"command": "train", "run_dir": "/runs/x", "fin')
     table1 = build_report(results, tmp_path / "report")["tables"][0]
     assert table1.rows[0][:2] == ["resnet50: baseline", "0.600"]
     assert any(str(broken) in r.getMessage() and "Skipping ledger record" in r.getMessage() for r in caplog.records)
@@ -150,14 +150,14 @@ def test_an_unreadable_record_is_named_and_skipped(tmp_path, caplog):
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        ({"kind": "train", "created_at": "2026-01-01T00:00:00+00:00", "run_dir": "/runs/x"}, "no seed"),
-        ({"kind": "train", "created_at": 1767225600, "run_dir": "/runs/x"}, "created_at is int, not str"),
+        ({"command": "train", "created_at": "2026-01-01T00:00:00+00:00", "run_dir": "/runs/x"}, "no seed"),
+        ({"command": "train", "created_at": 1767225600, "run_dir": "/runs/x"}, "created_at is int, not str"),
         (
-            {"kind": "evaluate", "created_at": "yesterday", "eval": "v1", "model": "m", "metrics": {}},
+            {"command": "evaluate", "created_at": "yesterday", "eval": "v1", "model": "m", "metrics": {}},
             "created_at 'yesterday' is not an ISO time",
         ),
-        ({"kind": "sweep", "created_at": "2026-01-01T00:00:00+00:00"}, "unknown kind 'sweep'"),
-        ({"kind": "evaluate", "created_at": "2026-01-01T00:00:00+00:00", "eval": "v1", "model": "m"}, "no metrics"),
+        ({"kind": "sweep", "created_at": "2026-01-01T00:00:00+00:00"}, "unknown command 'sweep'"),  # an old name
+        ({"command": "evaluate", "created_at": "2026-01-01T00:00:00+00:00", "eval": "v1", "model": "m"}, "no metrics"),
         ([1, 2], "the record is list, not an object"),
     ],
 )
@@ -189,3 +189,14 @@ def test_probe_curves_are_drawn_per_component_set(tmp_path):
     report = build_report(results, tmp_path / "report")
     assert report["paths"]["probe_curves"].stat().st_size > 0
     assert probe_curves([], tmp_path / "empty.png") is None and not (tmp_path / "empty.png").exists()
+
+
+def test_records_written_before_the_command_field_was_named_still_count(tmp_path):
+    results = tmp_path / "results"
+    train_record(results, "/runs/base0", [], 0, 0.60)
+    (path,) = (results / "records").glob("*.json")
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({"kind": record.pop("command"), **record}))
+    (loaded,) = load_records(results)
+    assert loaded["command"] == "train" and "kind" not in loaded
+    assert build_report(results, tmp_path / "report")["tables"][0].rows[0][:2] == ["resnet50: baseline", "0.600"]

@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from conftest import TINY_DEMO, run_dirs, run_module
-from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
+from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS
 from neurov1.errors import ConfigError
-from neurov1.evaluation.corruption import condition_folders, markdown_tables, summarize
+from neurov1.evaluation.corruption_robustness import condition_folders, markdown_tables, summarize
 from neurov1.results.ledger import load_records
 
 
@@ -83,7 +83,8 @@ def test_corruption_evaluation_of_a_demo_checkpoint(demo_run, demo_c, tmp_path):
     assert "Table 8" in tables and "Table 9" in tables and "Table 10" in tables and "mean of five crops" in tables
     assert (run_dir / "corruption_severity.png").is_file()
     (record,) = load_records(tmp_path / "a" / "results")
-    assert record["kind"] == "evaluate" and record["eval"] == "corruption" and record["checkpoint"] == str(checkpoint)
+    assert record["command"] == "evaluate" and record["eval"] == "corruption"
+    assert record["checkpoint"] == str(checkpoint)
     assert "corruption/mean_accuracy" in record["metrics"]
 
     # The same model as its own baseline: corruption error 1 everywhere; a missing folder is listed, not fatal.

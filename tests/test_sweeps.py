@@ -19,7 +19,7 @@ START = ("center_surround", "tuned_norm", "cortical_mag")
 
 def test_single_component_sweep_and_its_report(tmp_path):
     run_module("neurov1.train", "-m", *TINY_DEMO, "sweep=single_component", "seed=0,1", log_dir=tmp_path)
-    records = [r for r in load_records(tmp_path / "results") if r["kind"] == "train"]
+    records = [r for r in load_records(tmp_path / "results") if r["command"] == "train"]
     assert sorted((tuple(r["components"]), r["seed"]) for r in records) == sorted(
         ((), seed) if name == "none" else ((name,), seed)
         for name in ("none", "center_surround", "local_rf", "divisive_norm", "tuned_norm", "cortical_mag")
@@ -85,7 +85,7 @@ def test_interrupted_elimination_resumes_without_rerunning_finished_runs(tmp_pat
     assert "Final set:" in (sweep_dir / "elimination.md").read_text()
 
     # the report's checkmark table lists the start set and every evaluated set
-    (record,) = [r for r in load_records(tmp_path / "results") if r["kind"] == "elimination"]
+    (record,) = [r for r in load_records(tmp_path / "results") if r["command"] == "elimination"]
     assert record["settings"]["metric"] == "val/acc1"
     markdown = build_report(tmp_path / "results", tmp_path / "report")["paths"]["markdown"].read_text()
     table = markdown[markdown.index("Table 3") : markdown.index("Table 5")]

@@ -138,7 +138,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 def test_every_finished_run_is_recorded_in_the_ledger(demo_run):
     records = load_records(demo_run.parents[2] / "results")
     (record,) = [r for r in records if r["run_dir"] == str(demo_run)]
-    assert record["kind"] == "train" and record["seed"] == 0 and record["epochs"] == 1
+    assert record["command"] == "train" and record["seed"] == 0 and record["epochs"] == 1
     assert record["components"] == ALL and record["best"]["checkpoint"].endswith("best.ckpt")
     assert "val/acc1" in record["final"]
 
@@ -190,6 +190,7 @@ def test_compiled_channels_last_training_on_cpu_keeps_eager_checkpoints(tmp_path
         "model.compile=true",
         "model.channels_last=true",
         log_dir=tmp_path,
+        env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")},  # (not the cache other processes write to)
     )
     (run_dir,) = run_dirs(tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -22,18 +22,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.brainscore.model import truncated_network
 from neurov1.inspection import SUMMARY_FILE
 from neurov1.inspection.diversity import analyze_lpips, compare_runs, lpips_metric
+from neurov1.inspection.max_activation import StimulusSettings, maximize_channels, save_gallery
 from neurov1.inspection.parameters import analyze_dog, analyze_tuned_norm
 from neurov1.inspection.polar import analyze_polar
-from neurov1.inspection.stimuli import StimulusSettings, maximize_channels, save_gallery
 from neurov1.inspection.tuning_curves import analyze_tuning_curves
 from neurov1.models import backbone_for, resolve_components
+from neurov1.models.activations import LayerOutput
 from neurov1.models.trust import composed_targets
 from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 from neurov1.utils.runtime import resolve_device
@@ -146,7 +147,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     stimuli: dict[str, torch.Tensor] = {}
 
     def run_max_activation() -> dict[str, Any]:
-        v1 = truncated_network(net, v1_layer).to(device)
+        v1 = LayerOutput(net, v1_layer).to(device)
         stimuli.update(maximize_channels(v1, channels, size, stimulus_settings, device))
         gallery = save_gallery(
             stimuli["images"],
@@ -171,7 +172,6 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
         "tuned_norm": lambda: analyze_tuned_norm(net, out_dir),
         "polar": lambda: analyze_polar(
             net,
-            backbone.stem(net),
             out_dir,
             input_size,
             cfg.polar.image_size or input_size,
@@ -185,8 +185,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
             net.to(device),
             v1_layer,
             out_dir,
-            input_size,
-            module.hparams.get("visual_degrees", 8),
+            module.scoring,
             cfg.tuning_curves.units,
             cfg.tuning_curves.seed,
         ),
@@ -210,7 +209,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="analyze")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="analyze")
 def main(cfg: DictConfig) -> None:
     with errors_exit():
         analyze(cfg)

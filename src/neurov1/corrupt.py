@@ -19,7 +19,7 @@ import argparse
 import os
 from pathlib import Path
 
-from neurov1.data.corrupted_copies import (
+from neurov1.data.corrupted_folder import (
     Settings,
     Summary,
     check_writable,
@@ -27,7 +27,7 @@ from neurov1.data.corrupted_copies import (
     generate,
     list_source,
 )
-from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
+from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 
 
 def positive_int(text: str) -> int:

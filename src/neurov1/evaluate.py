@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: ``python -m neurov1.evaluate ckpt_path=<best.ckpt> eval=v1|corruption|adversarial``.
 
-The evaluation kind is the ``eval`` node's ``_target_`` (:mod:`neurov1.evaluation`): Brain-Score V1 scores
-(:mod:`neurov1.evaluation.v1`), Tiny-ImageNet-C (:mod:`neurov1.evaluation.corruption`) or clean vs L-inf PGD
+The evaluation is the ``eval`` node's ``_target_`` (:mod:`neurov1.evaluation`): Brain-Score V1 scores
+(:mod:`neurov1.evaluation.v1`), Tiny-ImageNet-C (:mod:`neurov1.evaluation.corruption_robustness`) or clean vs L-inf PGD
 accuracy (:mod:`neurov1.evaluation.adversarial`). Kinds that need data use the data the checkpoint was trained on
 unless the command line gives a data group (``data=<group>``, then ``data.<key>=...``). ``ckpt_path=null``
 evaluates an untrained model built from ``model`` (paper Table 6). Outputs go into the run folder; one record goes
@@ -17,11 +17,12 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurov1.errors import ConfigError
-from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome
 from neurov1.models.trust import composed_targets
 from neurov1.results.ledger import write_record
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.instantiate import instantiate, instantiate_loggers
 from neurov1.utils.naming import model_label
 
@@ -93,16 +94,16 @@ def evaluate(cfg: DictConfig) -> Outcome:
     """Run the configured evaluation and write its outputs into the run directory."""
     evaluation: Evaluation = instantiate(cfg.eval)
     if not isinstance(evaluation, Evaluation):
-        raise ConfigError(f"eval._target_: {cfg.eval._target_} is not a neurov1.evaluation.kind.Evaluation.")
+        raise ConfigError(f"eval._target_: {cfg.eval._target_} is not a neurov1.evaluation.base.Evaluation.")
     module, label = load_network(cfg)
     datamodule = evaluation_data(cfg, module, evaluation) if evaluation.needs_data else None
     provenance = {"checkpoint": str(cfg.ckpt_path) if cfg.ckpt_path else None}
-    outcome = evaluation.run(module.net, module.hparams, label, Path(cfg.paths.output_dir), datamodule, provenance)
+    outcome = evaluation.run(EvaluatedModel.of(module, label), Path(cfg.paths.output_dir), datamodule, provenance)
     record_and_log(cfg, evaluation, label, outcome)
     return outcome
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the evaluation's headline number (V1 Overall, corrupted or PGD accuracy)."""
     with errors_exit():

@@ -14,7 +14,8 @@ from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.submission import write_plugin
 from neurov1.models.trust import composed_targets
 from neurov1.training.module import NeuroV1Module
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.naming import model_label
 
 log = logging.getLogger(__name__)
@@ -31,19 +32,12 @@ def export(cfg: DictConfig) -> Path:
         cfg.ckpt_path, map_location="cpu", trusted_targets=composed_targets(cfg)
     )
     net_config = module.hparams["net"]
-    folder = write_plugin(
-        Path(cfg.out),
-        module.net,
-        net_config,
-        module.v1_layer,
-        module.hparams.get("visual_degrees", 8),
-        model_label(net_config),
-    )
+    folder = write_plugin(Path(cfg.out), module.net, net_config, module.scoring, model_label(net_config))
     log.info("Brain-Score plugin of %s (V1: %s): %s", cfg.ckpt_path, module.v1_layer, folder)
     return folder
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 def main(cfg: DictConfig) -> None:
     with errors_exit():
         export(cfg)

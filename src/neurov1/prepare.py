@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from neurov1.data.folders import class_images
 from neurov1.data.store import write_store
 from neurov1.errors import ConfigError, check_int
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, run
+from neurov1.utils.cli import errors_exit, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def prepare(cfg: DictConfig) -> dict:
     return manifest
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="prepare")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="prepare")
 def main(cfg: DictConfig) -> None:
     with errors_exit():
         prepare(cfg)

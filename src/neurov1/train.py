@@ -32,11 +32,12 @@ from neurov1.training.run import (
     cluster_plugins,
     completed_run,
     load_initial_weights,
-    prepare,
     run_summary,
+    validate_run,
     write_outcome,
 )
-from neurov1.utils.cli import CONFIG_DIR, errors_exit, hydra_quoted, is_multirun, override_value, run
+from neurov1.utils.cli import errors_exit, hydra_quoted, is_multirun, override_value, run
+from neurov1.utils.config import CONFIG_PATH
 from neurov1.utils.folder_lock import hold_run_folder
 from neurov1.utils.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
 from neurov1.utils.io import output_write_error
@@ -67,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the configured data; returns the content of ``metrics.json``."""
     started = time.time()
     keep_large_allocations_in_heap()
-    datamodule, resume, settings = prepare(cfg)
+    datamodule, resume, settings = validate_run(cfg)
     if (finished := completed_run(cfg, resume)) is not None:
         log.info("%s completed earlier (%s): nothing to train", cfg.run_name, resume.path)
         write_outcome(cfg, finished)
@@ -120,7 +121,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored metric so sweepers can optimise it."""
     folder_key = "hydra.sweep.dir" if HydraConfig.get().mode == RunMode.MULTIRUN else "hydra.run.dir"

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurov1.evaluation.brainscore import offline, stimuli
+from neurov1.evaluation.brainscore import offline
+from neurov1.evaluation.brainscore import stimulus_sets as stimuli
 
 # Brain-Score's expected ceilings (brainscore_vision/benchmarks/marques2020/test.py::test_ceilings)
 EXPECTED_CEILINGS = {

@@ -1,4 +1,4 @@
-"""V1 scoring: aggregation as in the paper, score extraction, unavailable data, the Brain-Score model wrapper."""
+"""V1 scoring: aggregation as in the paper, score extraction, unavailable data, model identifiers."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,10 @@ import torch
 from brainscore_core.metrics import Score
 
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.brainscore.benchmarks import PREDICTIVITY, PROPERTY_BENCHMARKS, PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
-from neurov1.evaluation.brainscore.model import model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_entry, summarize, unavailable_reason
 from neurov1.models import build_network
 
@@ -80,34 +81,6 @@ def test_settings_are_validated():
         V1Settings(benchmarks=("Marques2020_nothing",))
 
 
-def test_truncated_network_stops_at_the_committed_layer():
-    net = build_network("resnet18", num_classes=10).eval()
-    images = torch.randn(2, 3, 64, 64)
-    captured = []
-    net.layer1.register_forward_hook(lambda _m, _i, output: captured.append(output))
-    with torch.no_grad():
-        net(images)
-        truncated = truncated_network(net, "layer1")
-        torch.testing.assert_close(truncated(images), captured[0])
-    assert [name for name, _ in truncated.named_children()] == ["conv1", "bn1", "relu", "maxpool", "layer1"]
-    with pytest.raises(ConfigError, match="eval.layers"):
-        truncated_network(net, "layer9")
-    with pytest.raises(ConfigError, match="eval.layers: 'layer1.7'"):
-        truncated_network(net, "layer1.7")
-
-
-@pytest.mark.parametrize(("arch", "layer"), [("resnet18", "layer1.0"), ("vgg11_bn", "features.13")])
-def test_truncated_network_descends_into_sequential_stages(arch, layer):
-    """It stops at the layer itself, also inside a stage (a block of layer1, VGG's features)."""
-    net = build_network(arch, num_classes=10, components={"tuned_norm": None}).eval()
-    images = torch.randn(2, 3, 64, 64)
-    captured = []
-    net.get_submodule(layer).register_forward_hook(lambda _m, _i, output: captured.append(output))
-    with torch.no_grad():
-        net(images)
-        torch.testing.assert_close(truncated_network(net, layer)(images), captured[0])
-
-
 def test_identifier_changes_with_weights_layer_and_degrees():
     torch.manual_seed(0)
     net = build_network("resnet18", num_classes=10)
@@ -120,14 +93,18 @@ def test_identifier_changes_with_weights_layer_and_degrees():
     assert len(first) < 60
 
 
+RESNET50 = {"arch": "resnet50", "input_size": 64}
+VGG11 = {"arch": "vgg11_bn", "input_size": 64}
+
+
 def test_the_resnet50_scan_is_appendix_bs_twenty_layers_and_v1_is_layer1():
-    net = build_network("resnet50", num_classes=10)
-    layers = layers_to_score("scan", net, "resnet50")
+    net = EvaluatedModel.of_network(build_network("resnet50", num_classes=10), RESNET50, "resnet50")
+    layers = layers_to_score("scan", net)
     assert len(layers) == 20
     assert layers[:4] == ["layer1.0", "layer1.0.downsample", "layer1.1", "layer1.2"]
     assert layers[-1] == "layer4.2"
-    assert layers_to_score("v1", net, "resnet50") == ["layer1"]
-    assert layers_to_score(["v1", "layer2"], net, "resnet50") == ["layer1", "layer2"]
-    vgg = build_network("vgg11_bn", num_classes=10)
-    assert layers_to_score("v1", vgg, "vgg11_bn") == ["features.13"]
-    assert layers_to_score("scan", vgg, "vgg11_bn")[:3] == ["features.2", "features.3", "features.6"]
+    assert layers_to_score("v1", net) == ["layer1"]
+    assert layers_to_score(["v1", "layer2"], net) == ["layer1", "layer2"]
+    vgg = EvaluatedModel.of_network(build_network("vgg11_bn", num_classes=10), VGG11, "vgg11_bn")
+    assert layers_to_score("v1", vgg) == ["features.13"]
+    assert layers_to_score("scan", vgg)[:3] == ["features.2", "features.3", "features.6"]

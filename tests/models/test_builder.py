@@ -1,6 +1,7 @@
 """The model builder: components at their sites in ResNets and VGGs, torchvision compatibility, config checks."""
 
 import copy
+import io
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from neurov1.components import (
     TunedNormalization,
 )
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.models import SITES, backbone_for, build_network, count_parameters, rename_legacy_keys, resolve_components
 from neurov1.training.module import NeuroV1Module
@@ -78,7 +80,7 @@ def test_placement_of_every_component_in_resnet50():
 
 
 def test_components_run_where_they_are_attached():
-    """A component after a module transforms that module's output (a forward hook), also in a deep copy."""
+    """A component after a module transforms that module's output (in its forward), also in a deep copy."""
     torch.manual_seed(0)
     model = build_network("resnet18", num_classes=10, components={"tuned_norm": None}).eval()
     block = model.layer1[0]
@@ -203,8 +205,21 @@ def test_a_backbone_of_your_own_offers_every_site(monkeypatch):
     net = module.net
     assert isinstance(net.layer1[2].conv2, LocallyConnected2d) and isinstance(net.maxpool, PolarTransform)
     assert net.layer1[0].conv2.groups == 32  # ResNeXt's grouped convolution, followed by the DoG
-    assert module.v1_layer == "layer1" and len(layers_to_score("scan", net, "resnext50_32x4d", backbone)) == 20
+    assert module.v1_layer == "layer1" and len(layers_to_score("scan", EvaluatedModel.of(module, "resnext"))) == 20
     with torch.no_grad():
         assert net.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 7)
     with pytest.raises(ConfigError, match="unknown architecture 'resnet50'; choose one of resnext50_32x4d"):
         build_network("resnet50", backbone=backbone)
+
+
+def test_a_network_with_components_pickles_whole():
+    """torch.save(net) keeps the components in the forward (their modules' classes are rebuilt on loading)."""
+    net = build_network("resnet18", 10, 64, {"center_surround": None, "tuned_norm": None}).eval()
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), net(images))
+    assert isinstance(loaded.layer1[0].conv1, nn.Conv2d) and loaded.layer1[0].components_after == ["tuned_norm"]

@@ -11,12 +11,14 @@ import torch
 import torchvision
 
 from neurov1.evaluation.brainscore.environment import configure_brainscore
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.offline import OFFLINE_BENCHMARKS, register_offline_data
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
 from neurov1.evaluation.probe.electrophysiology import STIMULUS_POSITION, record
 from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS
 from neurov1.evaluation.v1_probe import probe_v1
+from neurov1.models.activations import LayerOutput
+from neurov1.models.contract import ScoringContract
 from neurov1.training.module import NeuroV1Module
 
 pytestmark = pytest.mark.xdist_group("brainscore")  # one worker renders the shared stimulus cache
@@ -46,7 +48,7 @@ def brainscore_tables(net, layer, identifier, cache):
 
     from brainscore_vision.benchmark_helpers import properties_common as common
 
-    model = brain_model(net, layer, identifier, 64, 8)
+    model = brain_model(net, layer, identifier, ScoringContract(layer, 64))
     model.start_recording("V1", time_bins=[(70, 170)])
     arguments = {"model_identifier": identifier, "model": model, "region": "V1"}
     selected = np.atleast_1d(common.filter_receptive_fields(**arguments, pos=STIMULUS_POSITION))
@@ -75,7 +77,7 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
     register_offline_data(stimulus_cache, progress=False)
     identifier = model_identifier(net, layer, 64, 8)
     model, selected, rates, tables = brainscore_tables(net, layer, identifier, stimulus_cache)
-    recording = record(truncated_network(net, layer), 64, 8.0, progress=False, cache_dir=stimulus_cache)
+    recording = record(LayerOutput(net, layer), 64, 8.0, progress=False, cache_dir=stimulus_cache)
 
     np.testing.assert_array_equal(recording.selected, selected)
     assert len(selected) >= 5
@@ -93,7 +95,8 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
 
     settings = V1Settings(source="offline", seed=0)
     official = score_layer(model, settings, str(stimulus_cache))["benchmarks"]
-    probe = probe_v1(net, layer, settings, 64, 8, cache_dir=str(stimulus_cache), progress=False)["benchmarks"]
+    probe = probe_v1(net, layer, settings, ScoringContract(layer, 64), cache_dir=str(stimulus_cache), progress=False)
+    probe = probe["benchmarks"]
     for benchmark_id in OFFLINE_BENCHMARKS:
         assert benchmark_id in PROBE_BENCHMARKS
         assert probe[benchmark_id]["source"] == official[benchmark_id]["source"] == "offline"

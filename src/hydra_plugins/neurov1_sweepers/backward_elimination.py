@@ -19,6 +19,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from neurov1.models.sites import preset_components
 from neurov1.results.ledger import write_record
 from neurov1.sweeps import elimination
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class BackwardEliminationSweeperConf:
     _target_: str = "hydra_plugins.neurov1_sweepers.backward_elimination.BackwardEliminationSweeper"
-    # The paper's start set (Sec. 4.2): every component but divisive normalization.
-    start: list[str] = field(default_factory=lambda: ["center_surround", "local_rf", "tuned_norm", "cortical_mag"])
+    # The paper's start set (Sec. 4.2): model/components=all, every component but divisive normalization.
+    start: list[str] = field(default_factory=lambda: preset_components("all"))
     metric: str = "v1/overall"  # any logged metric: v1/property, val/acc1, corruption/mean_accuracy, ...
     mode: str = "max"  # max | min
     seeds: list[int] = field(default_factory=lambda: [0])  # averaged per set before choosing

@@ -26,10 +26,11 @@ from neurov1.components import (
     TunedNormalization,
 )
 from neurov1.models import build_network
+from neurov1.models.sites import preset_components
 
 BATCH = 32
 IMAGE_SIZE = 64
-ALL = {"center_surround": {}, "local_rf": {}, "tuned_norm": {}, "cortical_mag": {}}
+ALL = dict.fromkeys(preset_components("all"))  # +model/components=all
 MODELS: dict[str, dict[str, dict]] = {
     "baseline": {},
     "center_surround": {"center_surround": {}},

@@ -24,14 +24,15 @@ from pathlib import Path
 import torch
 
 from neurov1.bench.model import ALL, peak_rss_mb
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
-from neurov1.evaluation.brainscore.stimuli import BLANK, STIMULUS_SETS, generate_marques_stimuli
-from neurov1.evaluation.probe import stimuli as stimuli_module
+from neurov1.evaluation.brainscore.stimulus_sets import BLANK, STIMULUS_SETS, generate_marques_stimuli
 from neurov1.evaluation.probe.electrophysiology import ACTIVATION_BUDGET
-from neurov1.evaluation.probe.stimuli import probe_stimuli
+from neurov1.evaluation.probe.gratings import probe_stimuli
 from neurov1.evaluation.v1_probe import probe_v1
 from neurov1.models import build_network
+from neurov1.models.activations import LayerOutput
+from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.utils.io import default_cache_dir
 
 PROBE_MODELS: dict[str, tuple[str, dict[str, dict]]] = {
@@ -43,26 +44,31 @@ BRAINSCORE_MODEL = "demo ResNet-18, all"
 OFFLINE = V1Settings(source="offline")
 
 
-def network(name: str, layer: str = "layer1", image_size: int = 64) -> torch.nn.Module:
+def network(name: str, image_size: int = 64) -> torch.nn.Module:
     torch.manual_seed(0)
     arch, components = PROBE_MODELS[name]
     return build_network(arch, num_classes=1000, input_size=image_size, components=components).eval()
+
+
+def contract(layer: str, image_size: int) -> ScoringContract:
+    """The probed layer committed with the default visual degrees and normalisation."""
+    return ScoringContract(v1_layer=layer, image_size=image_size)
 
 
 @torch.no_grad()
 def floor_seconds(net: torch.nn.Module, layer: str, image_size: int) -> float:
     """Forward passes up to ``layer`` over every probe stimulus, preprocessed and batched as the probe does them
     (batches of 64, fewer for layers over ``ACTIVATION_BUDGET / 64`` values)."""
-    truncated = truncated_network(net, layer)
-    stimuli = probe_stimuli(image_size, 8.0)
-    units = truncated(stimuli[BLANK].float().expand(1, 3, -1, -1)).numel()
+    reader, scoring = LayerOutput(net, layer), contract(layer, image_size)
+    stimuli = probe_stimuli(image_size, scoring.visual_degrees)
+    units = reader(stimuli[BLANK].float().expand(1, 3, -1, -1)).numel()
     size = max(min(64, ACTIVATION_BUDGET // units) // 8, 1) * 8
-    truncated(stimuli[BLANK].float().expand(size, 3, -1, -1))  # one untimed batch: first-call allocations
+    reader(stimuli[BLANK].float().expand(size, 3, -1, -1))  # one untimed batch: first-call allocations
     started = time.perf_counter()
     for images in stimuli.values():
         for start in range(0, len(images), size):
-            batch = images[start : start + size].float().div(255).sub(0.5).div(0.5)[:, None].expand(-1, 3, -1, -1)
-            truncated(batch)
+            batch = images[start : start + size].float().div(255).sub(scoring.mean).div(scoring.std)
+            reader(batch[:, None].expand(-1, 3, -1, -1))
     return time.perf_counter() - started
 
 
@@ -70,11 +76,11 @@ def probe_child(name: str, layer: str, image_size: int) -> dict:
     """Run in a fresh process: one probe and the process's peak memory so far, then the floor, then the probe again
     (stimuli in memory, as every later call), whose time is reported."""
     net = network(name, image_size=image_size)
-    probe_v1(net, layer, OFFLINE, image_size, 8, progress=False)
+    probe_v1(net, layer, OFFLINE, contract(layer, image_size), progress=False)
     peak = peak_rss_mb()
     floor = floor_seconds(net, layer, image_size)
     started = time.perf_counter()
-    report = probe_v1(net, layer, OFFLINE, image_size, 8, progress=False)
+    report = probe_v1(net, layer, OFFLINE, contract(layer, image_size), progress=False)
     seconds = time.perf_counter() - started
     return {"floor_s": floor, "seconds": seconds, "timings": report["timings"], "peak_rss_mb": peak}
 
@@ -86,19 +92,19 @@ def brainscore_seconds(net: torch.nn.Module, layer: str) -> float:
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["RESULTCACHING_HOME"] = str(Path(scratch) / "result_caching")
         started = time.perf_counter()
-        model = brain_model(net, layer, model_identifier(net, layer, 64, 8), 64, 8)
+        scoring = contract(layer, 64)
+        identifier = model_identifier(net, layer, scoring.image_size, scoring.visual_degrees)
+        model = brain_model(net, layer, identifier, scoring)
         score_layer(model, OFFLINE, str(default_cache_dir()))
         return time.perf_counter() - started
 
 
 def render_seconds(image_size: int) -> float:
     """Time of a first rendering of the stimuli (into a scratch cache); makes sure the default cache holds them."""
-    stimuli_module._IN_MEMORY.clear()
-    probe_stimuli(image_size, 8.0)  # the default cache file, read by the probe's child processes
-    stimuli_module._IN_MEMORY.clear()
+    probe_stimuli(image_size, VISUAL_DEGREES)  # the default cache file, read by the probe's child processes
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        probe_stimuli(image_size, 8.0, scratch)
+        probe_stimuli(image_size, VISUAL_DEGREES, scratch)
         return time.perf_counter() - started
 
 

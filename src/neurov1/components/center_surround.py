@@ -31,7 +31,8 @@ class DoGConv2d(nn.Module):
           DoG(x, y) = a / (2 pi sc^2) exp(-d^2 / (2 sc^2)) - a / (2 pi ss^2) exp(-d^2 / (2 ss^2)),
       sc = min_sigma + softplus(raw_center_sigma) px, ss = sc * (1 + 1e-3 + softplus(raw_surround_ratio));
       initialisation sc ~ U(0.5, 1.5) px, ss / sc ~ U(1.5, 2.5), a ~ N(0, 2^2).
-    - "released", the formulation of the paper's released code (facts file, "The center-surround kernel"):
+    - "released", the formulation of the paper's released code
+      (github.com/bionicvisionlab/2023-Pogoncheff-Explaining-V1-Properties):
           K(x, y) = a (sc / pi exp(-d^2 / sc) - ss / pi exp(-d^2 / ss)),
       sc = max(raw_center_sigma, min_sigma), ss = sc * max(raw_surround_ratio, 1 + 1e-4), and then every kernel
       pixel is divided by the L2 norm of that pixel across all C_out * C_in kernels (so the kernel of one pair

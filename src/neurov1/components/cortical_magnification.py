@@ -72,7 +72,7 @@ class PolarTransform(nn.Module):
     last radial edge belong to no region. Per channel:
       (a) region value = mean of its pixels; an empty region is 0 unless step (b) fills it;
       (b) rings that lie inside the image and have empty regions are filled; ``fill`` selects how:
-          - "paper" (default; paper Sec. 3.1 and the facts file): a ring lies inside when its upper edge
+          - "paper" (default; paper Sec. 3.1 and its released code): a ring lies inside when its upper edge
             r_{i+1} <= the distance d from the centre to the nearest border; its empty regions are filled by
             linear interpolation along the angle, periodic, from its non-empty regions (a ring with one
             non-empty region becomes constant); its non-empty regions keep their means;
@@ -189,7 +189,8 @@ class PolarTransform(nn.Module):
         return resized.view(n_regions, -1).T
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim < 2 or tuple(x.shape[-2:]) != self.input_size:
+        # (checked on tensors; torch.fx traces with proxies, whose shapes are not known)
+        if not isinstance(x, torch.fx.Proxy) and (x.ndim < 2 or tuple(x.shape[-2:]) != self.input_size):
             raise ValueError(
                 f"PolarTransform: expected input spatial size {self.input_size}, got {tuple(x.shape[-2:])}"
             )

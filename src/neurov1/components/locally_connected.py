@@ -34,6 +34,14 @@ class _ContiguousGradient(torch.autograd.Function):
         return grad.contiguous()
 
 
+def contiguous_gradient(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``, whose gradient is made contiguous on the way back (:class:`_ContiguousGradient`)."""
+    return _ContiguousGradient.apply(tensor)
+
+
+torch.fx.wrap("contiguous_gradient")  # one call in traced graphs (torch.fx cannot trace into autograd Functions)
+
+
 class LocallyConnected2d(nn.Module):
     """Locally connected layer: out[n, o, l] = sum_j W[l, o, j] * patch_l(x[n])[j] (+ b[o, l]).
 
@@ -121,7 +129,10 @@ class LocallyConnected2d(nn.Module):
         self.register_buffer("patch_pixel_index", (rows * padded_width + cols).reshape(-1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels or tuple(x.shape[-2:]) != self.input_size:
+        # (checked on tensors; torch.fx traces with proxies, whose shapes are not known)
+        if not isinstance(x, torch.fx.Proxy) and (
+            x.ndim != 4 or x.shape[1] != self.in_channels or tuple(x.shape[-2:]) != self.input_size
+        ):
             raise ValueError(
                 f"LocallyConnected2d: expected input of shape (N, {self.in_channels}, {self.input_size[0]}, "
                 f"{self.input_size[1]}), got {tuple(x.shape)}"
@@ -132,8 +143,9 @@ class LocallyConnected2d(nn.Module):
         p = self.padding
         # (padded pixels, C_in * N): each row holds one padded pixel of every channel and sample.
         pixels = F.pad(x, (p, p, p, p)).permute(2, 3, 1, 0).reshape(-1, self.in_channels * batch)
-        patches = pixels.index_select(0, self.patch_pixel_index).view(len(self.weight), -1, batch)
-        out = _ContiguousGradient.apply(torch.bmm(self.weight.to(x.dtype), patches))
+        locations = self.output_size[0] * self.output_size[1]
+        patches = pixels.index_select(0, self.patch_pixel_index).view(locations, -1, batch)
+        out = contiguous_gradient(torch.bmm(self.weight.to(x.dtype), patches))
         out = out.permute(2, 1, 0).contiguous().view(batch, self.out_channels, *self.output_size)
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)

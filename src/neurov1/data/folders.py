@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.datasets.folder import find_classes
 
 from neurov1.data.sampling import SampleKey, sample_random_state, split_key
 from neurov1.errors import ConfigError, check_int
@@ -40,9 +41,13 @@ def root_path(root: str | os.PathLike | None, layout: str) -> Path:
 
 
 def class_folders(split_dir: Path) -> list[str]:
-    """Sorted names of the non-hidden sub-folders of a split folder."""
-    with os.scandir(split_dir) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    """The classes of a split folder: its sub-folders as torchvision's ``find_classes`` lists them (sorted), hidden
+    ones (``.name``) left out; [] when there are none."""
+    try:
+        classes, _ = find_classes(split_dir)
+    except FileNotFoundError:  # torchvision's "Couldn't find any class folder"
+        return []
+    return [name for name in classes if not name.startswith(".")]
 
 
 def loose_image_count(folder: Path) -> int:

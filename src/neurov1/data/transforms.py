@@ -87,13 +87,13 @@ class FiveCropViews:
     """
 
     def __init__(self, crop: int, view: Callable, resize: int | None = None) -> None:
-        self.prepare = T.Resize(resize) if resize else None
+        self.resize = T.Resize(resize) if resize else None
         self.five_crop = T.FiveCrop(crop)
         self.view = view
 
     def __call__(self, image):
-        if self.prepare is not None:
-            image = self.prepare(image)
+        if self.resize is not None:
+            image = self.resize(image)
         return torch.stack([self.view(crop) for crop in self.five_crop(image)])
 
 

@@ -22,7 +22,8 @@ from tqdm import tqdm
 from neurov1.data.folders import make_loader
 from neurov1.data.transforms import PixelSpace
 from neurov1.errors import ConfigError, check_fraction, check_int
-from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
+from neurov1.evaluation.corruption_robustness import top1_accuracy
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.runtime import resolve_device
 from neurov1.utils.tables import Table, csv_text, fmt
@@ -100,21 +101,21 @@ def pgd_accuracy(
     device = next(net.parameters()).device
     space = PixelSpace.of(datamodule, device)
     generator = torch.Generator().manual_seed(attack.seed)
-    clean = robust = 0
+    clean, robust = (top1_accuracy(datamodule.num_classes, device) for _ in range(2))
     started = time.time()
     with tqdm(total=len(dataset), unit="img", desc=f"PGD-{attack.steps}") as progress:
         for images, labels in loader:
             images, labels = datamodule.device_transform(images.to(device)), labels.to(device)
             adversarial = attack.perturb(net, space.pixels(images), labels, space, generator)
             with torch.no_grad():
-                clean += int((net(images).argmax(-1) == labels).sum())
-                robust += int((net(space.normalize(adversarial)).argmax(-1) == labels).sum())
+                clean.update(net(images), labels)
+                robust.update(net(space.normalize(adversarial)), labels)
             progress.update(len(labels))
     return {
         "attack": asdict(attack),
         "images": len(dataset),
-        "clean_acc1": clean / len(dataset),
-        "acc1": robust / len(dataset),
+        "clean_acc1": float(clean.compute()),
+        "acc1": float(robust.compute()),
         "seconds": round(time.time() - started, 1),
     }
 
@@ -161,15 +162,10 @@ class AdversarialEvaluation(Evaluation):
         self.device = resolve_device(device, "eval.device")
 
     def run(
-        self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
-        out_dir: Path,
-        datamodule: Any = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
-        result = pgd_accuracy(net.to(self.device), datamodule, self.attack, self.limit) | dict(provenance or {})
+        label = model.label
+        result = pgd_accuracy(model.net.to(self.device), datamodule, self.attack, self.limit) | dict(provenance or {})
         paths = write_pgd_outputs(result, out_dir, label)
         log.info(
             "%s: clean %.3f, PGD-%d (eps %.3g/255) %.3f on %d images; %s",

@@ -22,16 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
-from torch import nn
 
 from neurov1.errors import ConfigError, check_int
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.brainscore.environment import import_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import recorded_downloads, score_entry, unavailable_reason
-from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.models.activations import check_layers
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import csv_text, fmt
@@ -56,10 +55,10 @@ def select_layers(scores: Mapping[str, Mapping[str, float | None]]) -> dict[str,
     return chosen
 
 
-def candidate_layers(net: nn.Module, arch: str, backbone: str | None) -> list[str]:
-    """The backbone's layer scan after its V1 layer (the layers V2, V4 and IT may be committed to)."""
-    scan = layers_to_score("scan", net, arch, backbone)
-    v1 = layers_to_score("v1", net, arch, backbone)[0]
+def candidate_layers(model: EvaluatedModel) -> list[str]:
+    """The backbone's layer scan after the model's V1 layer (the layers V2, V4 and IT may be committed to)."""
+    scan = layers_to_score("scan", model)
+    v1 = model.scoring.v1_layer
     in_v1 = [index for index, layer in enumerate(scan) if layer == v1 or layer.startswith(f"{v1}.")]
     return scan[in_v1[-1] + 1 :] if in_v1 else scan
 
@@ -154,30 +153,19 @@ class RegionsEvaluation(Evaluation):
         self.seed, self.batch_size, self.cache_dir = seed, batch_size, cache_dir
 
     def run(
-        self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
-        architecture = hparams["net"]
-        layers = (
-            candidate_layers(net, architecture["arch"], architecture.get("backbone"))
-            if self.layers == "scan"
-            else list(self.layers)
-        )
-        for layer in layers:
-            truncated_network(net, layer)  # every layer exists, before anything is scored
+        net, label, scoring = model.net, model.label, model.scoring
+        layers = candidate_layers(model) if self.layers == "scan" else list(self.layers)
+        check_layers(net, layers)  # every layer exists, before anything is scored
         brainscore_vision = import_brainscore(self.cache_dir)
-        size, degrees = architecture["input_size"], hparams.get("visual_degrees", 8)
+        size, degrees = scoring.image_size, scoring.visual_degrees
 
         def score(benchmark: Any, region: str, layer: str) -> Any:
             identifier = model_identifier(net, layer, size, degrees)
-            model = brain_model(net, layer, identifier, size, degrees, batch_size=self.batch_size, region=region)
+            committed = brain_model(net, layer, identifier, scoring, batch_size=self.batch_size, region=region)
             np.random.seed(self.seed)
-            return benchmark(model)
+            return benchmark(committed)
 
         started = time.time()
         report = {

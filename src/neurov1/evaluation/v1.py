@@ -6,18 +6,15 @@ paper's Tables 1 and 2) and ``v1_groups.png``.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-from torch import nn
-
 from neurov1.errors import check_int
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.brainscore.evaluation import evaluate_v1, layers_to_score
 from neurov1.evaluation.brainscore.scoring import V1Settings
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
-from neurov1.evaluation.kind import Evaluation, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +64,13 @@ class V1Evaluation(Evaluation):
         self.five_crop = five_crop
 
     def run(
-        self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
-        architecture = hparams["net"]
-        layers = layers_to_score(self.layers, net, architecture["arch"], architecture.get("backbone"))
-        report = evaluate_v1(
-            net,
-            label,
-            self.settings,
-            layers=layers,
-            visual_degrees=hparams.get("visual_degrees", 8),
-            image_size=architecture["input_size"],
-            batch_size=self.batch_size,
-            cache_dir=self.cache_dir,
-        )
+        label = model.label
+        layers = layers_to_score(self.layers, model)
+        report = evaluate_v1(model, self.settings, layers, batch_size=self.batch_size, cache_dir=self.cache_dir)
         report.update(provenance or {})
-        report["components"] = list(architecture["components"])
+        report["components"] = list(model.architecture["components"])
         paths = write_v1_outputs(report, out_dir, label)
         scores = report["scores"]
         log.info(

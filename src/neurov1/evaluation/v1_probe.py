@@ -17,25 +17,26 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 from torch import nn
 
 from neurov1.errors import check_int
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.evaluation.brainscore.benchmarks import PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.environment import configure_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer, summarize
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
-from neurov1.evaluation.kind import Evaluation, Outcome
 from neurov1.evaluation.probe.electrophysiology import record
 from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS, distribution_summary, load_references, score_property
 from neurov1.evaluation.v1 import partial_note
+from neurov1.models.activations import LayerOutput
+from neurov1.models.contract import ScoringContract
 from neurov1.utils.plots import new_figure, plt, save_figure, write_png
 
 log = logging.getLogger(__name__)
@@ -67,17 +68,26 @@ def probe_v1(
     net: nn.Module,
     layer: str,
     settings: V1Settings,
-    image_size: int,
-    visual_degrees: float,
+    scoring: ScoringContract,
     batch_size: int = 64,
     cache_dir: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Record ``layer`` of ``net`` (on its device) and score the selected benchmarks; the report's dict."""
+    """Record ``layer`` of ``net`` (on its device) as its scoring contract commits it (input size, visual degrees,
+    normalisation) and score the selected benchmarks; the report's dict."""
     started = time.perf_counter()
-    network = truncated_network(net, layer)
+    image_size, visual_degrees = scoring.image_size, scoring.visual_degrees
     configure_brainscore(cache_dir)
-    recording = record(network, image_size, visual_degrees, batch_size, progress=progress, cache_dir=cache_dir)
+    recording = record(
+        LayerOutput(net, layer),
+        image_size,
+        visual_degrees,
+        batch_size,
+        scoring.channel_mean(),
+        scoring.channel_std(),
+        progress=progress,
+        cache_dir=cache_dir,
+    )
     tables = recording.tables()
     timings = dict(recording.seconds)
 
@@ -104,7 +114,7 @@ def probe_v1(
     identifier = model_identifier(net, layer, image_size, visual_degrees)
     if others and settings.source != "offline":
         delegated_started = time.perf_counter()
-        model = brain_model(net, layer, identifier, image_size, visual_degrees, batch_size=batch_size)
+        model = brain_model(net, layer, identifier, scoring, batch_size=batch_size)
         delegated = V1Settings(settings.predictivity, "brainscore", settings.seed, tuple(others))
         entries.update(score_layer(model, delegated, cache_dir)["benchmarks"])
         timings["brainscore"] = time.perf_counter() - delegated_started
@@ -209,30 +219,23 @@ class V1ProbeEvaluation(Evaluation):
         self.progress = progress
 
     def run(
-        self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
-        out_dir: Path,
-        datamodule: L.LightningDataModule | None = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
-        architecture = hparams["net"]
-        (layer,) = layers_to_score(self.layer, net, architecture["arch"], architecture.get("backbone"))
+        label = model.label
+        (layer,) = layers_to_score(self.layer, model)
         report = {
             **self.settings.header(label),
             **probe_v1(
-                net,
+                model.net,
                 layer,
                 self.settings,
-                image_size=architecture["input_size"],
-                visual_degrees=hparams.get("visual_degrees", 8),
+                model.scoring,
                 batch_size=self.batch_size,
                 cache_dir=self.cache_dir,
                 progress=self.progress,
             ),
             **(provenance or {}),
-            "components": list(architecture["components"]),
+            "components": list(model.architecture["components"]),
         }
         paths = write_v1_outputs(report, out_dir, label, stem="v1_probe", plot_stem="v1_probe")
         property_score = report["scores"]["v1_property"]

@@ -23,9 +23,9 @@ DOG_PARAMETERS = {
 }
 
 
-def modules_of(net: nn.Module, kind: type[nn.Module]) -> dict[str, nn.Module]:
-    """The submodules of ``net`` of type ``kind``, by their module names, in module order."""
-    return {name: module for name, module in net.named_modules() if isinstance(module, kind)}
+def modules_of(net: nn.Module, cls: type[nn.Module]) -> dict[str, nn.Module]:
+    """The submodules of ``net`` that are ``cls`` instances, by their module names, in module order."""
+    return {name: module for name, module in net.named_modules() if isinstance(module, cls)}
 
 
 @torch.no_grad()

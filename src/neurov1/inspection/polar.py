@@ -14,6 +14,8 @@ from torch import nn
 from neurov1.components import PolarTransform
 from neurov1.data.demo import read_demo_image
 from neurov1.inspection.figures import panels, save_panels
+from neurov1.inspection.parameters import modules_of
+from neurov1.models.activations import layer_input
 
 IMAGE_FILE = "chelsea.png"
 CAT_FACE = (160, 235)  # (row, col) px of the cat's face in chelsea.png (300 x 451 px)
@@ -96,7 +98,6 @@ def _show(axis: Any, image: torch.Tensor, title: str) -> None:
 @torch.no_grad()
 def analyze_polar(
     net: nn.Module,
-    stem: tuple[nn.Module, str],
     out_dir: Path,
     model_size: int,
     image_size: int,
@@ -106,12 +107,11 @@ def analyze_polar(
 ) -> dict[str, Any]:
     """Figure F.1 at ``image_size`` px with the model's polar geometry, and the model's own stem on the same crops.
 
-    Stem (``stem``: the backbone's stem up to its pooling, and the pooling's name): the crop at the model's input size
-    ``model_size``, normalised with ``mean``/``std``, through the stem (the feature map the polar transform
-    receives; channel mean shown) and the model's PolarTransform, which replaced the pooling.
+    Stem: the crop at the model's input size ``model_size``, normalised with ``mean``/``std``, and the feature map
+    that the model's PolarTransform (in place of the stem's pooling) receives from it in the network's forward
+    (channel mean shown), before and after the transform.
     """
-    stem_features, pooling = stem
-    stem_transform: PolarTransform = net.get_submodule(pooling)
+    ((pooling, stem_transform),) = modules_of(net, PolarTransform).items()
     input_transform = scaled_transform(stem_transform, image_size)
     views = crops(offset)
 
@@ -126,7 +126,7 @@ def analyze_polar(
     figure, axes = panels(3, rows=2)
     for row, (name, crop) in enumerate(views.items()):
         image = resized(crop, model_size)
-        features = stem_features(((image - mean) / std)[None])[0]
+        features = layer_input(net, ((image - mean) / std)[None], pooling)[0]
         transformed = stem_transform(features)
         _show(axes[row, 0], image, f"{name} input ({model_size} px)")
         _show(axes[row, 1], features.mean(0), f"stem features {tuple(features.shape)}, channel mean")

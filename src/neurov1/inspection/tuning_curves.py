@@ -17,12 +17,17 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from neurov1.evaluation.brainscore.model import truncated_network
-from neurov1.evaluation.brainscore.stimuli import ORIENTATION, RECEPTIVE_FIELD, SIZE, SPATIAL_FREQUENCY
-from neurov1.evaluation.probe import properties
+from neurov1.evaluation.brainscore.stimulus_sets import ORIENTATION, RECEPTIVE_FIELD, SIZE, SPATIAL_FREQUENCY
 from neurov1.evaluation.probe.electrophysiology import levels, record
+from neurov1.models.activations import LayerOutput
+from neurov1.models.contract import ScoringContract
 from neurov1.utils.plots import plt, write_png
 
+CURVES = {  # each curve drawn, from the assembly whose property functions computed it (and its values)
+    "orientation": "Ringach2002",
+    "spatial_frequency": "Schiller1976c",
+    "size": "Cavanaugh2002a",
+}
 SHOWN = {  # reference assembly -> the properties written in the panel titles
     "Ringach2002": ("circular_variance", "bandwidth", "modulation_ratio"),
     "DeValois1982a": ("preferred_orientation",),
@@ -32,36 +37,25 @@ SHOWN = {  # reference assembly -> the properties written in the panel titles
 }
 
 
-def _curves(recording, units: np.ndarray) -> dict[str, np.ndarray]:
-    """The orientation, spatial frequency and size curves the property functions read, for ``units`` (rows)."""
-    layouts = recording.layouts()
-    rows = np.arange(len(units))
-    dc = layouts[ORIENTATION][units].mean(axis=-1)
-    cycle, frequency, _ = np.unravel_index(np.argmax(dc.reshape(len(units), -1), axis=1), dc.shape[1:])
-    sf = layouts[SPATIAL_FREQUENCY][units].mean(axis=-1)
-    radius, _, orientation = np.unravel_index(np.argmax(sf.reshape(len(units), -1), axis=1), sf.shape[1:])
-    size = properties.with_harmonic(layouts[SIZE][units], recording.baseline[units])
-    _, size_frequency, size_orientation, component = np.unravel_index(
-        np.argmax(size.reshape(len(units), -1), axis=1), size.shape[1:]
-    )
-    return {
-        "orientation": dc[rows, cycle, frequency, :],
-        "spatial_frequency": sf[rows, radius, :, orientation],
-        "size": size[rows, :, size_frequency, size_orientation, component],
-    }
-
-
 def analyze_tuning_curves(
-    net: nn.Module, layer: str, out_dir: Path, image_size: int, visual_degrees: float, units: int = 8, seed: int = 0
+    net: nn.Module, layer: str, out_dir: Path, scoring: ScoringContract, units: int = 8, seed: int = 0
 ) -> dict[str, Any]:
-    """Record ``layer``, sample ``units`` responsive units (``seed``), write ``tuning_curves.png``; their values."""
-    recording = record(truncated_network(net, layer), image_size, visual_degrees, progress=False)
+    """Record ``layer`` as the scoring contract commits the model, sample ``units`` responsive units (``seed``),
+    write ``tuning_curves.png``; their values."""
+    recording = record(
+        LayerOutput(net, layer),
+        scoring.image_size,
+        scoring.visual_degrees,
+        mean=scoring.channel_mean(),
+        std=scoring.channel_std(),
+        progress=False,
+    )
     tables = recording.unit_tables()
-    responsive = np.logical_and.reduce([mask for _, mask in tables.values()])
+    responsive = np.logical_and.reduce([table.responsive for table in tables.values()])
     candidates = np.flatnonzero(responsive)
     sample = np.sort(np.random.default_rng(seed).choice(candidates, min(units, len(candidates)), replace=False))
-    values = {name: {prop: tables[name][0][prop][sample] for prop in shown} for name, shown in SHOWN.items()}
-    curves = _curves(recording, sample) if len(sample) else {}
+    values = {name: {prop: tables[name].values[prop][sample] for prop in shown} for name, shown in SHOWN.items()}
+    curves = {name: tables[assembly].curves[sample] for name, assembly in CURVES.items()}
     figure, axes = plt.subplots(max(len(sample), 1), 4, figsize=(13, 2.4 * max(len(sample), 1)), squeeze=False)
     position_y, position_x = levels(RECEPTIVE_FIELD, "position_y"), levels(RECEPTIVE_FIELD, "position_x")
     for row, unit in enumerate(sample):

@@ -1,11 +1,10 @@
 """Backbones as adapters: how a network family offers the component sites, its V1 stage and its layers.
 
 An adapter (:class:`Backbone`) builds the plain network of an architecture (torchvision's, names unchanged) and
-answers five questions about it: where each site of :mod:`neurov1.models.sites` is, with its geometry at a given
+answers four questions about it: where each site of :mod:`neurov1.models.sites` is, with its geometry at a given
 input size (:meth:`Backbone.places`); which module's output is the artificial V1 (:meth:`Backbone.v1_layer`);
-which layers an Appendix-B-style scan scores (:meth:`Backbone.scan_layers`); and what computes the stem's features
-before its pooling (:meth:`Backbone.stem`, for the cortical-magnification analysis); and which layer is the
-classifier head (:meth:`Backbone.classifier`, for fine-tuning).
+which layers an Appendix-B-style scan scores (:meth:`Backbone.scan_layers`); and which layer is the classifier head
+(:meth:`Backbone.classifier`, for fine-tuning).
 
 Built in: :class:`ResNetBackbone` (resnet18/34/50/101) and :class:`VGGBackbone` (vgg11/13/16/19_bn). Another
 family is a subclass named by ``model.net.backbone=<package.Class>`` (README, "Add a backbone").
@@ -18,7 +17,8 @@ import torchvision
 from torch import nn
 
 from neurov1.errors import ConfigError
-from neurov1.models.sites import SITES, import_target
+from neurov1.models.sites import SITES
+from neurov1.utils.instantiate import locate
 
 
 @dataclass
@@ -58,10 +58,6 @@ class Backbone:
 
     def classifier(self, net: nn.Module) -> str:
         """The name of the output layer (the head that head-only fine-tuning trains and a new task replaces)."""
-        raise NotImplementedError
-
-    def stem(self, net: nn.Module) -> tuple[nn.Module, str]:
-        """The stem up to its pooling (a module mapping images to the pooling's input) and the pooling's name."""
         raise NotImplementedError
 
     def v1_channels(self, arch: str) -> int:
@@ -131,9 +127,6 @@ class ResNetBackbone(Backbone):
 
     def classifier(self, net: nn.Module) -> str:
         return "fc"
-
-    def stem(self, net: nn.Module) -> tuple[nn.Module, str]:
-        return nn.Sequential(net.conv1, net.bn1, net.relu), "maxpool"
 
     def v1_channels(self, arch: str) -> int:
         return 64 if arch in ("resnet18", "resnet34") else 256  # 64 x the block expansion (1 or 4)
@@ -217,10 +210,6 @@ class VGGBackbone(Backbone):
     def classifier(self, net: nn.Module) -> str:
         return f"classifier.{len(net.classifier) - 1}"
 
-    def stem(self, net: nn.Module) -> tuple[nn.Module, str]:
-        pool = self._blocks(net)[self.V1_BLOCK - 1]["pool"][0]
-        return net.features[:pool], f"features.{pool}"
-
     def v1_channels(self, arch: str) -> int:
         entries = torchvision.models.vgg.cfgs[self.CONFIGS[arch]]
         pools = [i for i, entry in enumerate(entries) if entry == "M"]
@@ -233,7 +222,7 @@ BUILT_IN: tuple[Backbone, ...] = (ResNetBackbone(), VGGBackbone())
 def backbone_for(arch: str, backbone: str | None = None) -> Backbone:
     """The adapter for ``arch``: ``backbone`` (a dotted class path, ``model.net.backbone``), else a built-in one."""
     if backbone:
-        adapter = import_target(backbone, "model.net.backbone")()
+        adapter = locate(backbone, "model.net.backbone")()
         if not isinstance(adapter, Backbone):
             raise ConfigError(f"model.net.backbone: {backbone} is not a neurov1.models.Backbone subclass.")
     else:

@@ -2,8 +2,10 @@
 
 A component at a replacing site becomes the module there (``layer1.2.conv2`` is then a LocallyConnected2d); one
 at a site that runs on a module's output becomes a child of that module, named after the component
-(``layer1.0.conv2.center_surround``, ``layer1.0.tuned_norm``), applied by a forward hook. So the backbone's own
-module names, and a baseline's state dict, stay exactly torchvision's.
+(``layer1.0.conv2.center_surround``, ``layer1.0.tuned_norm``), and that module's forward passes its output through
+it (:func:`attach_after`). So the components are part of the network's forward (``print(net)``, torch.fx,
+``torch.export`` and ``torch.jit.trace`` see them), and the backbone's own module names, and a baseline's state
+dict, stay exactly torchvision's.
 """
 
 import functools
@@ -11,33 +13,60 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from neurov1.components.parameters import ParameterError
 from neurov1.errors import ConfigError
 from neurov1.models.backbones import Backbone, backbone_for, offered_sites
-from neurov1.models.sites import KEY, SITES, accepted_parameters, import_target, resolve_components
+from neurov1.models.contract import IMAGE_SIZE
+from neurov1.models.sites import KEY, SITES, resolve_components
+from neurov1.utils.instantiate import instantiate, keyword_parameters
 
 
-def _apply_attached(module: nn.Module, args: Any, output: Tensor, name: str) -> Tensor:
-    """Forward hook: the output of ``module`` through its child component ``name``."""
-    return getattr(module, name)(output)
+def _forward_then_components(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    """The forward of a module with components after it: its class's own forward, then each component in turn."""
+    output = super(type(self), self).forward(*args, **kwargs)
+    for name in self.components_after:
+        output = getattr(self, name)(output)
+    return output
+
+
+def _rebuild(base: type[nn.Module]) -> nn.Module:
+    """An empty instance of ``followed(base)``, for copying and unpickling (the state is set afterwards)."""
+    cls = followed(base)
+    return cls.__new__(cls)
+
+
+def _reduce(self: nn.Module, protocol: int) -> tuple:
+    return _rebuild, (type(self).__mro__[1],), self.__getstate__()
+
+
+@functools.cache
+def followed(base: type[nn.Module]) -> type[nn.Module]:
+    """``base`` (e.g. torchvision's Conv2d or Bottleneck) whose forward passes its output through the child modules
+    named in its ``components_after`` list. Same name, state dict and behaviour otherwise (a subclass, made once per
+    class, as ``torch.nn.utils.parametrize`` makes its parametrized classes)."""
+    namespace = {"forward": _forward_then_components, "__reduce_ex__": _reduce, "__module__": __name__}
+    return type(base.__name__, (base,), namespace)
 
 
 def attach_after(module: nn.Module, name: str, component: nn.Module) -> None:
-    """Run ``component`` on every output of ``module`` (as its child ``name``, so copies and checkpoints keep it)."""
+    """Run ``component`` on every output of ``module``, as its child ``name`` (after those attached before)."""
     module.add_module(name, component)
-    module.register_forward_hook(functools.partial(_apply_attached, name=name))
+    if "components_after" not in vars(module):
+        module.__class__ = followed(type(module))
+        module.components_after = []
+    module.components_after.append(name)
 
 
 def construct(name: str, spec: Mapping[str, Any], geometry: Mapping[str, Any]) -> nn.Module:
-    """The component ``name`` for one place: its node's parameters and the geometry its constructor accepts."""
-    factory = import_target(spec["_target_"], f"{KEY}.{name}._target_")
-    accepted = accepted_parameters(factory)
-    parameters = {key: value for key, value in spec.items() if key not in ("_target_", "site")}
-    kwargs = {**{key: value for key, value in geometry.items() if key in accepted}, **parameters}
+    """The component ``name`` for one place: Hydra instantiates its node as a partial (its ``_partial_``), which is
+    called with the geometry of the place that its constructor accepts."""
+    node = {key: value for key, value in spec.items() if key != "site"}
+    factory = instantiate(node, key=f"{KEY}.{name}", _partial_=True)
+    accepted = keyword_parameters(factory.func)
     try:
-        module = factory(**kwargs)
+        module = factory(**{key: value for key, value in geometry.items() if key in accepted})
     except ParameterError as error:
         if error.parameter in geometry:
             raise ConfigError(
@@ -57,7 +86,7 @@ def construct(name: str, spec: Mapping[str, Any], geometry: Mapping[str, Any]) -
 def build_network(
     arch: str = "resnet50",
     num_classes: int = 1000,
-    input_size: int = 64,
+    input_size: int = IMAGE_SIZE,
     components: Mapping[str, Mapping[str, Any] | None] | None = None,
     backbone: str | None = None,
 ) -> nn.Module:

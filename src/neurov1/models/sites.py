@@ -33,14 +33,14 @@ Several components may share ``v1_conv`` (applied in name order); every other si
 """
 
 import difflib
-import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from neurov1.errors import ConfigError
 from neurov1.utils.config import group_options, load_option
+from neurov1.utils.instantiate import instantiate, keyword_parameters
 
 KEY = "model.net.components"
 GROUP = "model/components"
@@ -76,28 +76,6 @@ SITES: dict[str, Site] = {
 }
 
 
-def import_target(path: str, key: str) -> Callable[..., Any]:
-    """The class or function a ``_target_`` names; ConfigError naming ``key`` if it cannot be imported."""
-    module_name, _, attribute = str(path).rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ConfigError(
-            f"{key}: cannot import {path!r} ({type(error).__name__}: {error}). Give the dotted path of a class or "
-            "function that Python can import (is its package installed or on PYTHONPATH?)."
-        ) from None
-
-
-def accepted_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of a class's constructor or a function."""
-    signature = inspect.signature(factory)
-    return {
-        name: parameter
-        for name, parameter in signature.parameters.items()
-        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-    }
-
-
 def _plain(value: Any) -> Any:
     """A default value as config data (tuples as lists), so checkpoints load with ``weights_only=True``."""
     return list(value) if isinstance(value, tuple) else value
@@ -123,13 +101,13 @@ def resolve_component(name: str, node: Mapping[str, Any] | None) -> dict[str, An
     if "_target_" not in node:
         node = {**_preset(name), **node}
     key = f"{KEY}.{name}"
-    factory = import_target(node["_target_"], f"{key}._target_")
+    parameters = {k: v for k, v in node.items() if k not in NODE_KEYS}
+    factory = instantiate({"_target_": node["_target_"], **parameters}, key=key, _partial_=True)
     site = node.get("site")
     if site not in SITES:
         raise ConfigError(f"{key}.site: {site!r} is not a site; choose one of {', '.join(SITES)} (README: sites).")
-    accepted = accepted_parameters(factory)
+    accepted = keyword_parameters(factory.func)
     geometry = SITES[site].geometry
-    parameters = {k: v for k, v in node.items() if k not in NODE_KEYS}
     own = [p for p in accepted if p not in geometry]
     for parameter in parameters:
         if parameter in geometry:
@@ -165,6 +143,12 @@ def resolve_components(components: Mapping[str, Mapping[str, Any] | None] | None
                 f"component. Keep one, e.g. '+model/components=[{names[0]}]'."
             )
     return dict(sorted(resolved.items(), key=lambda item: (list(SITES).index(item[1]["site"]), item[0])))
+
+
+def preset_components(name: str) -> list[str]:
+    """The components of a preset of ``conf/model/components`` (its defaults list, e.g. ``all``: the paper's
+    composite model A), the one place such a set is written."""
+    return [str(entry) for entry in load_option(GROUP, name)["defaults"]]
 
 
 def component_order(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -24,7 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 from neurov1.errors import ConfigError
-from neurov1.utils.config import CONFIG_DIR
+from neurov1.utils.config import group_options, load_option
 
 OPTION = "trusted_targets"
 # The config groups whose bundled targets a saved model may name (its net, optimizer, scheduler and data).
@@ -56,8 +56,8 @@ def neurov1_targets() -> frozenset[str]:
     names = _qualified_names(components, "neurov1.components")
     names |= _qualified_names((type(adapter) for adapter in BUILT_IN), "neurov1.models")
     for group in MODEL_GROUPS:
-        for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
-            names |= {target for _, target in config_targets(OmegaConf.to_container(OmegaConf.load(path)))}
+        for option in group_options(group):
+            names |= {target for _, target in config_targets(load_option(group, option))}
     return frozenset(names)
 
 

@@ -30,8 +30,8 @@ class Optional_:  # noqa: N801 - a marker in the schemas below, named like the t
 NUMBER = (int, float, type(None))  # a metric: null where it was not finite
 METRICS = {str: NUMBER}
 ROUND_ENTRY = {"components": [str], "removed": (str, type(None)), "values": [NUMBER], "mean": NUMBER, "std": NUMBER}
-# What every record holds, and what each kind adds: all that the report (neurov1.results.paper_tables) reads.
-COMMON = {"kind": str, "created_at": str}
+# What every record holds, and what each command adds: all that the report (neurov1.results.paper_tables) reads.
+COMMON = {"command": str, "created_at": str}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "train": {
         "run_dir": str,
@@ -97,12 +97,15 @@ def schema_error(value: Any, spec: Any, key: str = "") -> str | None:
 
 
 def check_record(record: Any) -> dict[str, Any]:
-    """``record`` if it is a ledger record the report can use; ValueError saying what is wrong otherwise."""
+    """``record`` if it is a ledger record the report can use; ValueError saying what is wrong otherwise. (Records
+    written before the field was named ``command`` call it ``kind``.)"""
+    if isinstance(record, dict) and "kind" in record and "command" not in record:
+        record["command"] = record.pop("kind")
     error = schema_error(record, COMMON)
-    if error is None and record["kind"] not in SCHEMAS:
-        error = f"unknown kind {record['kind']!r} (known: {', '.join(SCHEMAS)})"
+    if error is None and record["command"] not in SCHEMAS:
+        error = f"unknown command {record['command']!r} (known: {', '.join(SCHEMAS)})"
     if error is None:
-        error = schema_error(record, SCHEMAS[record["kind"]])
+        error = schema_error(record, SCHEMAS[record["command"]])
     if error is None:
         try:
             datetime.datetime.fromisoformat(record["created_at"])
@@ -113,16 +116,16 @@ def check_record(record: Any) -> dict[str, Any]:
     return record
 
 
-def write_record(results_dir: str | Path, kind: str, identity: str | None, record: dict[str, Any]) -> Path:
-    """Write the record of one run (``kind``: train, evaluate, elimination); returns its file.
+def write_record(results_dir: str | Path, command: str, identity: str | None, record: dict[str, Any]) -> Path:
+    """Write the record of one run of ``command`` (train, evaluate, elimination); returns its file.
 
     ``identity``: the run's own identity (a new record replaces the run's earlier one), None for a new one.
     """
     created = datetime.datetime.now(datetime.UTC)
     identity = identity or f"{created:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
     return write_json_atomic(
-        Path(results_dir) / "records" / f"{kind}-{identity}.json",
-        {"kind": kind, "created_at": created.isoformat(), **record},
+        Path(results_dir) / "records" / f"{command}-{identity}.json",
+        {"command": command, "created_at": created.isoformat(), **record},
     )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.benchmarks import PROPERTY_GROUPS
-from neurov1.evaluation.corruption import robustness_tables, summary_from_metrics
+from neurov1.evaluation.corruption_robustness import robustness_tables, summary_from_metrics
 from neurov1.results.ledger import load_records
 from neurov1.sweeps.elimination import score_cell, trace_rows, trace_table
 from neurov1.utils.io import write_text_atomic
@@ -46,8 +46,9 @@ TABLE2 = tuple((f"v1/{group}", group.replace("_", " ").capitalize()) for group i
 TABLE4 = (*TABLE1, ("adversarial/clean_acc1", "Clean acc. (PGD set)"), ("adversarial/acc1", "PGD acc."))
 TABLE7 = (("v1/overall", "V1"), ("regions/V2", "V2"), ("regions/V4", "V4"), ("regions/IT", "IT"))
 BASELINE = "baseline"
-# How a run was trained, from its record; each kind gets its own rows (a fine-tuned head's accuracy is not ImageNet's).
-KIND_SUFFIX = {"standard": "", "adversarial": " (Free-AT)", "finetune": " (fine-tuned head)"}
+# How a run was trained (its regime), from its record; each regime gets its own rows (a fine-tuned head's accuracy is
+# not ImageNet's).
+REGIME_SUFFIX = {"standard": "", "adversarial": " (Free-AT)", "finetune": " (fine-tuned head)"}
 
 NO_V1_SCORES = (
     "No V1 scores in these runs: train with callbacks=v1, or score checkpoints with "
@@ -59,42 +60,42 @@ Stats = dict[str, tuple[float, float, int]]
 log = logging.getLogger(__name__)
 
 
-def training_kind(record: dict[str, Any]) -> str:
+def training_regime(record: dict[str, Any]) -> str:
     if record.get("adversarial_training"):
         return "adversarial"
     return "finetune" if record.get("finetune") else "standard"
 
 
-def _label(record: dict[str, Any], kind: str) -> str:
-    return f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{KIND_SUFFIX[kind]}"
+def _label(record: dict[str, Any], regime: str) -> str:
+    return f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{REGIME_SUFFIX[regime]}"
 
 
 def failed_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Train records of runs that did not complete honestly (e.g. diverged): no table counts them."""
-    return [r for r in records if r["kind"] == "train" and r.get("status", "completed") != "completed"]
+    return [r for r in records if r["command"] == "train" and r.get("status", "completed") != "completed"]
 
 
 def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per completed train run (by run dir, oldest first): label, training kind, seed and every metric.
+    """Per completed train run (by run dir, oldest first): label, training regime, seed and every metric.
 
     Evaluations of a run's checkpoints add their metrics to it.
     """
     runs = {}
     for record in records:
-        if record["kind"] != "train" or record.get("status", "completed") != "completed":
+        if record["command"] != "train" or record.get("status", "completed") != "completed":
             continue
-        kind = training_kind(record)
+        regime = training_regime(record)
         metrics = {key: value for key, value in record["final"].items() if not key.startswith(("train/", "val/"))}
         metrics["val/acc1"] = record["best"]["value"]
         runs[os.path.abspath(record["run_dir"])] = {
-            "label": _label(record, kind),
-            "kind": kind,
+            "label": _label(record, regime),
+            "regime": regime,
             "seed": record["seed"],
             "run_dir": os.path.abspath(record["run_dir"]),
             "metrics": metrics,
         }
     for record in records:
-        if record["kind"] == "evaluate" and record.get("checkpoint"):
+        if record["command"] == "evaluate" and record.get("checkpoint"):
             checkpoint = os.path.abspath(record["checkpoint"])
             for run_dir, run in runs.items():
                 if checkpoint.startswith(run_dir + "/"):
@@ -129,7 +130,7 @@ def failed_table(records: list[dict[str, Any]]) -> Table:
     for record in records:
         reason = (record.get("failure") or "").split(". ")[0]
         table.rows.append(
-            [_label(record, training_kind(record)), str(record["seed"]), record["status"], reason, record["run_dir"]]
+            [_label(record, training_regime(record)), str(record["seed"]), record["status"], reason, record["run_dir"]]
         )
     return table
 
@@ -209,64 +210,66 @@ def elimination_tables(record: dict[str, Any], runs: dict[str, dict[str, Any]]) 
 
 def latest_eliminations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The newest record of each elimination (rerunning a finished one records it again)."""
-    latest = {record["sweep_dir"]: record for record in records if record["kind"] == "elimination"}
+    latest = {record["sweep_dir"]: record for record in records if record["command"] == "elimination"}
     return list(latest.values())
 
 
 def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, dict[str, Stats]]]:
-    """Every table the ledger has runs for, and the aggregated metrics per training kind."""
+    """Every table the ledger has runs for, and the aggregated metrics per training regime."""
     runs = run_metrics(records)
     eliminations = latest_eliminations(records)
     # an elimination's runs have Tables 3 and 5; Tables 1 and 2 hold the other standard runs (the paper's ablation)
     in_elimination = {
         os.path.abspath(run) for record in eliminations for _, e, _ in trace_rows(record["rounds"]) for run in e["runs"]
     }
-    by_kind = {
-        kind: aggregate(
-            one_run_per_seed(r for run_dir, r in runs.items() if r["kind"] == kind and run_dir not in in_elimination)
+    by_regime = {
+        regime: aggregate(
+            one_run_per_seed(
+                r for run_dir, r in runs.items() if r["regime"] == regime and run_dir not in in_elimination
+            )
         )
-        for kind in KIND_SUFFIX
+        for regime in REGIME_SUFFIX
     }
     tables = []
-    if by_kind["standard"]:
+    if by_regime["standard"]:
         title = "Table 1: accuracy and V1 alignment (mean ± std over seeds; ▲/▼: above/below the baseline)"
-        tables.append(comparison_table(by_kind["standard"], TABLE1, title))
-        tables.append(comparison_table(by_kind["standard"], TABLE2, "Table 2: V1 property groups"))
-        if not _has_v1_groups(by_kind["standard"].values()):
+        tables.append(comparison_table(by_regime["standard"], TABLE1, title))
+        tables.append(comparison_table(by_regime["standard"], TABLE2, "Table 2: V1 property groups"))
+        if not _has_v1_groups(by_regime["standard"].values()):
             tables[-1].notes.append(NO_V1_SCORES)
     for record in eliminations:
         tables += elimination_tables(record, runs)
-    if by_kind["adversarial"]:
+    if by_regime["adversarial"]:
         title = "Table 4: Free adversarial training (PGD accuracy from eval=adversarial)"
-        tables.append(comparison_table(by_kind["adversarial"], TABLE4, title))
+        tables.append(comparison_table(by_regime["adversarial"], TABLE4, title))
     untrained = [
         {"label": record["model"], "metrics": record["metrics"]}
         for record in records
-        if record["kind"] == "evaluate" and record["eval"] == "v1" and not record.get("checkpoint")
+        if record["command"] == "evaluate" and record["eval"] == "v1" and not record.get("checkpoint")
     ]
     if untrained:
         tables.append(comparison_table(aggregate(untrained), TABLE1[1:], "Table 6: V1 scores of untrained models"))
-    regions = {label: stats for label, stats in by_kind["standard"].items() if any(k in stats for k, _ in TABLE7[1:])}
+    regions = {label: stats for label, stats in by_regime["standard"].items() if any(k in stats for k, _ in TABLE7[1:])}
     if regions:
         tables.append(comparison_table(regions, TABLE7, "Table 7: V1, V2, V4 and IT (eval=regions: best layer)"))
     robust = {
         label: summary_from_metrics({key: mean for key, (mean, _, _) in stats.items()})
-        for kind in by_kind.values()
-        for label, stats in sorted(kind.items())
+        for aggregated in by_regime.values()
+        for label, stats in sorted(aggregated.items())
         if "corruption/mean_accuracy" in stats
     }
     if robust:
         tables += robustness_tables(robust)
     if failed := failed_runs(records):
         tables.append(failed_table(failed))
-    return tables, by_kind
+    return tables, by_regime
 
 
-def csv_rows(by_kind: dict[str, dict[str, Stats]]) -> str:
+def csv_rows(by_regime: dict[str, dict[str, Stats]]) -> str:
     rows = [["model", "training", "metric", "mean", "std", "seeds"]]
-    for kind, aggregated in by_kind.items():
+    for regime, aggregated in by_regime.items():
         for label, metrics in sorted(aggregated.items()):
-            rows += [[label, kind, key, *stats] for key, stats in sorted(metrics.items())]
+            rows += [[label, regime, key, *stats] for key, stats in sorted(metrics.items())]
     return csv_text(rows)
 
 
@@ -311,11 +314,11 @@ def probe_curve_points(records: list[dict[str, Any]]) -> dict[str, dict[int, flo
     leaves in the completed train records."""
     by_label: dict[str, dict[int, list[float]]] = {}
     for record in records:
-        if record["kind"] != "train" or record.get("status", "completed") != "completed":
+        if record["command"] != "train" or record.get("status", "completed") != "completed":
             continue
         for point in (record.get("curves") or {}).get("v1_probe", []):
             if "v1_probe/property" in point:
-                label = _label(record, training_kind(record))
+                label = _label(record, training_regime(record))
                 by_label.setdefault(label, {}).setdefault(point["epoch"], []).append(point["v1_probe/property"])
     return {
         label: {epoch: float(np.mean(values)) for epoch, values in sorted(points.items())}
@@ -344,18 +347,18 @@ def slug(title: str) -> str:
 def build_report(results_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Write the report of the ledger in ``results_dir`` into ``out_dir``; returns its files and tables."""
     records = load_records(results_dir)
-    tables, by_kind = build_tables(records)
+    tables, by_regime = build_tables(records)
     if not tables:
         raise ConfigError(f"results_dir: {results_dir} holds no finished train runs or eliminations yet.")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "markdown": write_text_atomic(out_dir / "report.md", markdown(tables)),
-        "csv": write_text_atomic(out_dir / "report.csv", csv_rows(by_kind)),
+        "csv": write_text_atomic(out_dir / "report.csv", csv_rows(by_regime)),
         "tables": [write_text_atomic(out_dir / "tables" / f"{slug(t.title)}.csv", t.csv()) for t in tables],
     }
-    if by_kind["standard"]:
-        paths["plot"] = bar_plot(by_kind["standard"], out_dir / "report.png")
-        if heat_map := group_heat_map(by_kind["standard"], out_dir / "v1_groups_vs_baseline.png"):
+    if by_regime["standard"]:
+        paths["plot"] = bar_plot(by_regime["standard"], out_dir / "report.png")
+        if heat_map := group_heat_map(by_regime["standard"], out_dir / "v1_groups_vs_baseline.png"):
             paths["heat_map"] = heat_map
     if curves := probe_curves(records, out_dir / "v1_probe_curves.png"):
         paths["probe_curves"] = curves

@@ -1,4 +1,4 @@
-"""The training callback that scores the model while it trains, with any evaluation kind."""
+"""The training callback that scores the model while it trains, with any evaluation."""
 
 import copy
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 
 from neurov1.errors import ConfigError
-from neurov1.evaluation.kind import Evaluation
+from neurov1.evaluation.base import EvaluatedModel, Evaluation
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 
@@ -35,18 +35,19 @@ def publish_on_rank_zero(
 
 
 class EvaluationCallback(L.Callback):
-    """An evaluation kind run during training: every ``every_n_epochs`` epochs and at the end of fit.
+    """An evaluation run during training: every ``every_n_epochs`` epochs and at the end of fit.
 
     ``callbacks=v1`` (Brain-Score V1 every 10 epochs), ``callbacks=corruption`` (Tiny-ImageNet-C on a subset) and
-    ``callbacks=adversarial`` (PGD on the val split) use it with the evaluation kinds of ``conf/eval/``. It runs on
-    rank zero only, on a copy of the network in eval mode, with the training data module (for kinds that need
-    data), writes the outputs of ``neurov1.evaluate`` into ``<output_dir>/epoch_<n>/`` and sends the kind's metrics
-    to every logger. A failure is reported and training goes on. Each evaluation's metrics are added to
-    ``<output_dir>/curve.json`` (one point per epoch; kept across resumes, recorded in ``metrics.json`` and the
-    ledger), and at the end of fit the kind draws its curves next to it (:meth:`Evaluation.plot_curve`).
+    ``callbacks=adversarial`` (PGD on the val split) use it with the evaluations of ``conf/eval/``. It runs on
+    rank zero only, on a copy of the network in eval mode, with the training data module (for evaluations that
+    need data), writes the outputs of ``neurov1.evaluate`` into ``<output_dir>/epoch_<n>/`` and sends the
+    evaluation's metrics to every logger. A failure is reported and training goes on. Each evaluation's metrics
+    are added to ``<output_dir>/curve.json`` (one point per epoch; kept across resumes, recorded in
+    ``metrics.json`` and the ledger), and at the end of fit the evaluation draws its curves next to it
+    (:meth:`Evaluation.plot_curve`).
 
     Args:
-        evaluation: an evaluation kind (:class:`neurov1.evaluation.kind.Evaluation`).
+        evaluation: an evaluation (:class:`neurov1.evaluation.base.Evaluation`).
         output_dir: the folder of the per-epoch outputs.
         every_n_epochs: 0 evaluates only at the end of fit.
     """
@@ -96,10 +97,10 @@ class EvaluationCallback(L.Callback):
 
     def _score(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
         label = f"{model_label(pl_module.hparams['net'])}-epoch{epoch}"
-        net = copy.deepcopy(pl_module.net).eval()
+        model = EvaluatedModel.of(pl_module, label, net=copy.deepcopy(pl_module.net).eval())
         datamodule = trainer.datamodule if self.evaluation.needs_data else None
         out_dir = self.output_dir / f"epoch_{epoch:03d}"
-        outcome = self.evaluation.run(net, pl_module.hparams, label, out_dir, datamodule, {"epoch": epoch})
+        outcome = self.evaluation.run(model, out_dir, datamodule, {"epoch": epoch})
         log.info("%s evaluation after epoch %d: %s", self.evaluation.name, epoch, outcome.metrics)
         self._add_to_curve(epoch, outcome.metrics)
         return outcome.metrics

@@ -30,7 +30,6 @@ from typing import Any, BinaryIO
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import get_class
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -38,6 +37,7 @@ from neurov1.errors import ConfigError, Diverged, Preempted, check_int
 from neurov1.models import resolve_components
 from neurov1.models.trust import UntrustedTarget, check_saved_targets
 from neurov1.training.preemption import PreemptionSignals, is_requeued_slurm_job
+from neurov1.utils.instantiate import locate
 from neurov1.utils.io import atomic_writer
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,8 @@ def check_monitor(callbacks: Mapping[str, Any], module_class: type) -> None:
     monitor = (callbacks.get("checkpoint") or {}).get("monitor")
     logged = getattr(module_class, "LOGGED_METRICS", None)
     namespaces = [
-        f"{get_class(node['evaluation']['_target_']).name}/"
-        for node in callbacks.values()
+        f"{locate(node['evaluation']['_target_'], f'callbacks.{name}.evaluation._target_').name}/"
+        for name, node in callbacks.items()
         if isinstance(node, Mapping) and "_target_" in (node.get("evaluation") or {})
     ]
     if monitor is None or logged is None or monitor in logged or monitor.startswith(tuple(namespaces)):

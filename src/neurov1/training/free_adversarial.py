@@ -1,10 +1,11 @@
 """Free adversarial training (paper Sec. 4.5, Appendix G, Table 4), in [0, 1] pixel space.
 
-Free AT (Shafahi et al. 2019, "Adversarial training for free!", Alg. 1; facts: robustness-facts.md, "Free
-adversarial training"): one perturbation delta, zero at the start and never reset, carried across the m replays of
-a minibatch and across minibatches. Each replay: x_adv = clamp(x + delta, 0, 1), normalise, forward, loss; one
-backward gives the weight gradients and g = dloss/ddelta; an optimizer step; delta <- clamp(delta + eps sign(g),
--eps, eps). Passing over the data ceil(epochs / m) times makes as many updates as standard training.
+Free AT (Shafahi et al. 2019, "Adversarial training for free!", Alg. 1; the code the paper used:
+github.com/mahyarnajibi/FreeAdversarialTraining): one perturbation delta, zero at the start and never reset,
+carried across the m replays of a minibatch and across minibatches. Each replay: x_adv = clamp(x + delta, 0, 1),
+normalise, forward, loss; one backward gives the weight gradients and g = dloss/ddelta; an optimizer step;
+delta <- clamp(delta + eps sign(g), -eps, eps). Passing over the data ceil(epochs / m) times makes as many updates
+as standard training.
 """
 
 import bisect

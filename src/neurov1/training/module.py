@@ -13,28 +13,28 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from neurov1.errors import ConfigError, Diverged
 from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
-from neurov1.models.sites import accepted_parameters, import_target
+from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.training.checkpoints import LOWER_LR_HINT, read_checkpoint
+from neurov1.utils.instantiate import instantiate, keyword_parameters
 
 # Older checkpoints stored the paper's optimizer and schedule as bare settings.
 LEGACY_TARGETS = {"optimizer": "torch.optim.SGD", "scheduler": "torch.optim.lr_scheduler.MultiStepLR"}
 
 
-def partial_node(node: Mapping[str, Any], key: str) -> functools.partial:
-    """A ``_partial_`` config node (``model.optimizer``, ``model.scheduler``) as a callable; ConfigError naming
-    ``model.<key>`` for an unknown class or parameter."""
+def optimization_factory(node: Mapping[str, Any], key: str) -> functools.partial:
+    """The optimizer or scheduler of a ``model.<key>`` node: the partial Hydra instantiates (``_partial_: true``);
+    ConfigError naming ``model.<key>`` for an unknown class or parameter."""
     node = {"_target_": LEGACY_TARGETS[key], **node}
-    factory = import_target(node["_target_"], f"model.{key}._target_")
-    settings = {name: value for name, value in node.items() if name not in ("_target_", "_partial_")}
-    accepted = accepted_parameters(factory)
-    unknown = sorted(set(settings) - set(accepted))
+    factory = instantiate(node, key=f"model.{key}", _partial_=True)
+    accepted = keyword_parameters(factory.func)
+    unknown = sorted(set(factory.keywords) - set(accepted))
     if unknown:
         removal = " ".join(f"~model.{key}.{name}" for name in unknown)
         raise ConfigError(
             f"model.{key}: {node['_target_']} takes no {unknown}; it takes {', '.join(accepted)}. Remove the others "
             f"({removal}): an experiment may set them for its own {key}."
         )
-    return functools.partial(factory, **settings)
+    return factory
 
 
 class NeuroV1Module(L.LightningModule):
@@ -58,9 +58,11 @@ class NeuroV1Module(L.LightningModule):
         adversarial: Free adversarial training settings (``replays``, ``eps``) of
             :class:`neurov1.training.free_adversarial.FreeAdversarialModule`, which trains with them; kept here so
             that a checkpoint loaded as this class still says how its weights were trained.
-        visual_degrees: the field of view of the input image in degrees of visual angle (the model's commitment;
-            every V1 scoring path uses it).
+        visual_degrees: the field of view of the input image in degrees of visual angle (the model's commitment).
         data: the data config the model is trained on (``neurov1.evaluate`` takes it unless given ``data=``).
+        scoring: the model's :class:`ScoringContract` (what every scoring path reads), saved with it; null: made
+            from the settings above (the backbone's V1 layer, ``input_size``, ``visual_degrees``, the data's
+            normalisation and ``five_crop``), as for checkpoints from before it was saved.
     """
 
     # The metrics this module logs (a checkpoint's ``monitor`` is checked against them before training).
@@ -73,10 +75,11 @@ class NeuroV1Module(L.LightningModule):
         scheduler: dict[str, Any],
         finetune: dict[str, Any] | None = None,
         adversarial: dict[str, Any] | None = None,
-        visual_degrees: float = 8.0,
+        visual_degrees: float = VISUAL_DEGREES,
         data: dict[str, Any] | None = None,
         channels_last: bool | str = "auto",
         compile: bool = False,
+        scoring: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = {"backbone": None, **net, "components": resolve_components(net.get("components") or {})}
@@ -90,7 +93,12 @@ class NeuroV1Module(L.LightningModule):
         self.channels_last = channels_last
         self.compile_net = compile
         for key, node in (("optimizer", optimizer), ("scheduler", scheduler)):
-            partial_node(node, key)  # a ConfigError for an unknown class or parameter now, not at fit start
+            optimization_factory(node, key)  # a ConfigError for an unknown class or parameter now, not at fit start
+        self.net = build_network(**net)
+        self.backbone = backbone_for(net["arch"], net["backbone"])
+        self.scoring = (
+            ScoringContract.from_dict(scoring) if scoring else ScoringContract.of(self.net, net, visual_degrees, data)
+        )
         hparams = {
             "net": net,
             "optimizer": dict(optimizer),
@@ -99,10 +107,9 @@ class NeuroV1Module(L.LightningModule):
             "adversarial": adversarial,
             "visual_degrees": visual_degrees,
             "data": data,
+            "scoring": self.scoring.as_dict(),
         }
         self.save_hyperparameters(hparams)
-        self.net = build_network(**net)
-        self.backbone = backbone_for(net["arch"], net["backbone"])
         if finetune is not None:
             head = self.classifier_name + "."
             for name, parameter in self.net.named_parameters():
@@ -162,8 +169,8 @@ class NeuroV1Module(L.LightningModule):
 
     @property
     def v1_layer(self) -> str:
-        """The name (in ``net``) of the module whose output is the artificial V1."""
-        return self.backbone.v1_layer(self.net)
+        """The name (in ``net``) of the module whose output is the artificial V1 (the scoring contract's)."""
+        return self.scoring.v1_layer
 
     @property
     def classifier_name(self) -> str:
@@ -251,12 +258,12 @@ class NeuroV1Module(L.LightningModule):
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The ``optimizer`` node's optimizer over the trainable parameters."""
-        return partial_node(self.hparams["optimizer"], "optimizer")(
+        return optimization_factory(self.hparams["optimizer"], "optimizer")(
             [parameter for parameter in self.parameters() if parameter.requires_grad]
         )
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The optimizer and the ``scheduler`` node's schedule, stepped every epoch."""
         optimizer = self.build_optimizer()
-        scheduler = partial_node(self.hparams["scheduler"], "scheduler")(optimizer)
+        scheduler = optimization_factory(self.hparams["scheduler"], "scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

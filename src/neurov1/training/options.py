@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 import yaml
-from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from neurov1.errors import ConfigError, check_int
+from neurov1.utils.instantiate import locate
 
 Check = tuple[Callable[[Any], bool] | None, str, str]  # (holds for a valid value, what it must be, an example)
 RANGES: dict[str, Check] = {
@@ -111,13 +111,12 @@ def _describe(annotation: Any) -> str:
     return " or ".join(dict.fromkeys(names)) or "another type"
 
 
-def _hints(target: str) -> dict[str, Any]:
-    """The constructor parameters of a ``_target_`` class with their (resolved) annotations; none for a target that
-    cannot be imported (building it reports that)."""
+def _hints(target: str, key: str) -> dict[str, Any]:
+    """The constructor parameters of the ``_target_`` of the node ``key`` with their (resolved) annotations."""
+    factory = locate(target, f"{key}._target_")
     try:
-        factory = get_object(target)
         parameters = inspect.signature(factory).parameters
-    except (ImportError, ValueError, TypeError):
+    except (ValueError, TypeError):  # (a callable without a signature says nothing)
         return {}
     namespace = {**vars(typing), **vars(collections.abc), **vars(sys.modules[factory.__module__])}
     hints = {}
@@ -142,7 +141,7 @@ def _quoted_value(value: Any) -> bool:
 
 def check_node(node: dict[str, Any], key: str, skip: tuple[str, ...] = ()) -> None:
     """ConfigError naming ``<key>.<option>`` for a value of ``node`` that does not fit its parameter or range."""
-    hints = _hints(node["_target_"]) if "_target_" in node else {}
+    hints = _hints(node["_target_"], key) if "_target_" in node else {}
     for name, value in node.items():
         if name.startswith("_") or name in skip or name not in hints:
             continue

@@ -1,7 +1,7 @@
 """The steps of a training run around Lightning's fit (the command is ``python -m neurov1.train``).
 
 Before the model is built: check the initial weights (``ckpt_init``), the checkpoint to resume from, the output
-folders and the data (:func:`prepare`); a run that already completed is recognised (:func:`completed_run`). After
+folders and the data (:func:`validate_run`); a run that already completed is recognised (:func:`completed_run`). After
 fit: the content of ``metrics.json`` (:func:`run_summary`), written atomically with a ledger record
 (:func:`write_outcome`).
 """
@@ -16,7 +16,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import get_class
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -36,7 +35,7 @@ from neurov1.training.checkpoints import (
 )
 from neurov1.training.options import check_run_options
 from neurov1.training.settings import ACCEPT_OPTION, check_resume, run_settings
-from neurov1.utils.instantiate import instantiate
+from neurov1.utils.instantiate import instantiate, locate
 from neurov1.utils.io import check_writable, remove_stale_temporaries, write_json_atomic
 from neurov1.utils.naming import run_name, run_tags, sweep_group
 
@@ -107,14 +106,16 @@ def next_logger_step(checkpoint: dict[str, Any]) -> int:
     return step + 1 if saved_at_batch_end else step
 
 
-def prepare(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None, dict[str, Any]]:
+def validate_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Resume | None, dict[str, Any]]:
     """Check everything that can be checked cheaply and fill derived config values.
 
     Returns the validated data module, what the run resumes from (None for a new run) and the run's settings (the
     record of what defines it, :func:`neurov1.training.settings.run_settings`, that its checkpoints keep).
     """
     check_run_options(cfg)
-    check_monitor(OmegaConf.to_container(cfg.get("callbacks") or {}, resolve=True), get_class(cfg.model._target_))
+    check_monitor(
+        OmegaConf.to_container(cfg.get("callbacks") or {}, resolve=True), locate(cfg.model._target_, "model._target_")
+    )
     run_dir = Path(cfg.paths.output_dir)
     check_writable(cfg.paths.results_dir, "paths.results_dir")
     if cfg.get("ckpt_init"):

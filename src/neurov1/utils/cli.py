@@ -2,21 +2,22 @@
 
 import contextlib
 import difflib
-import importlib.util
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
 from neurov1.errors import ConfigError, RunError, one_line
-from neurov1.utils.config import CONFIG_DIR
+from neurov1.models.sites import GROUP
+from neurov1.utils.config import CONFIG_PACKAGE
 from neurov1.utils.folder_lock import hold_run_folder
 from neurov1.utils.io import check_writable
 
@@ -51,41 +52,22 @@ def hydra_quoted(text: str) -> str:
     return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
 
 
-def searchpath_folders(arguments: list[str]) -> list[Path]:
-    """The config folders a ``hydra.searchpath=[file://...,pkg://...]`` override adds."""
-    value = override_value(arguments, "hydra.searchpath") or []
-    folders = []
-    for entry in value if isinstance(value, list) else [value]:
-        entry = str(entry)
-        if entry.startswith("file://"):
-            folders.append(Path(entry.removeprefix("file://")))
-        elif entry.startswith("pkg://"):
-            spec = importlib.util.find_spec(entry.removeprefix("pkg://").replace("/", "."))
-            folders += [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
-    return folders
+def unknown_option(error: MissingConfigException, arguments: list[str]) -> ConfigError | None:
+    """Hydra's "could not load <group>/<name>" as one line naming the option, the closest valid one and all.
 
-
-def check_component_choices(arguments: list[str], config_dir: Path = CONFIG_DIR) -> None:
-    """Refuse unknown ``model/components`` options on the command line with the list of valid ones.
-
-    Hydra would only say it "could not load" the file; this names the option, the closest valid one and all. The
-    options are neurov1's and those of the config folders ``hydra.searchpath`` adds (components of your own).
+    The options are those Hydra lists for the group: neurov1's and those of the config folders the command line's
+    ``hydra.searchpath`` adds (components of your own).
     """
-    folders = [config_dir, *searchpath_folders(arguments)]
-    available = sorted({path.stem for folder in folders for path in (folder / "model" / "components").glob("*.yaml")})
-    for override in parsed_overrides(arguments):
-        if override.key_or_group != "model/components" or override.is_delete() or override.is_sweep_override():
-            continue
-        value = override.value()
-        for name in value if isinstance(value, list) else [value]:
-            name = str(name).strip()
-            if name and name not in available:
-                close = difflib.get_close_matches(name, available, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"model/components: unknown option {name!r}.{hint} Available: {', '.join(available)}. "
-                    "Select several as '+model/components=[center_surround,tuned_norm]'."
-                )
+    group, _, name = (error.missing_cfg_file or "").rpartition("/")
+    if not group:
+        return None
+    searchpath = [argument for argument in arguments if argument.lstrip("+").startswith("hydra.searchpath=")]
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+        available = GlobalHydra.instance().config_loader().get_group_options(group, overrides=searchpath)
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    several = " Select several as '+model/components=[center_surround,tuned_norm]'." if group == GROUP else ""
+    return ConfigError(f"{group}: unknown option {name!r}.{hint} Available: {', '.join(available)}.{several}")
 
 
 def is_multirun(arguments: list[str]) -> bool:
@@ -146,17 +128,25 @@ def run(main: Callable[[], object], rewrite: Callable[[list[str]], list[str]] | 
 
     A folder the command line names for the run (``hydra.run.dir``, or ``hydra.sweep.dir``) is held from before Hydra
     writes into it (:func:`neurov1.utils.folder_lock.hold_run_folder`): a second run there is refused at once.
+    Hydra's own errors (a config or option it cannot load, an override it cannot apply) reach this function
+    (``HYDRA_FULL_ERROR``) and end the command with one line, as every neurov1 error does.
     """
     # A log line that cannot be written (its file on a full disk) is dropped rather than printed with a traceback
     # for every line: the run's own outputs report the disk in one OutputWriteError line.
     logging.raiseExceptions = False
-    with contextlib.ExitStack() as held:
-        with errors_exit():
-            check_component_choices(sys.argv[1:])
-            if rewrite is not None:
-                sys.argv[1:] = rewrite(sys.argv[1:])
-            check_output_folder(sys.argv[1:])
-            key, folder = run_folder_override(sys.argv[1:])
-            if folder is not None:
-                held.enter_context(hold_run_folder(folder, key))
-        main()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with contextlib.ExitStack() as held, errors_exit():
+        if rewrite is not None:
+            sys.argv[1:] = rewrite(sys.argv[1:])
+        check_output_folder(sys.argv[1:])
+        key, folder = run_folder_override(sys.argv[1:])
+        if folder is not None:
+            held.enter_context(hold_run_folder(folder, key))
+        try:
+            main()
+        except HydraException as error:
+            option = isinstance(error, MissingConfigException) and unknown_option(error, sys.argv[1:])
+            if option:
+                raise option from None
+            cause = f" ({one_line(error.__cause__)})" if error.__cause__ else ""
+            raise SystemExit(f"{type(error).__name__}: {one_line(error)}{cause}") from None

@@ -5,64 +5,60 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from torch import nn
-
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import EvaluatedModel
 from neurov1.evaluation.brainscore.environment import configure_brainscore
-from neurov1.evaluation.brainscore.model import brain_model, model_identifier, truncated_network
+from neurov1.evaluation.brainscore.model import brain_model, model_identifier
 from neurov1.evaluation.brainscore.scoring import V1Settings, score_layer
 from neurov1.models import backbone_for
+from neurov1.models.activations import check_layers
 
 log = logging.getLogger(__name__)
 
 
-def layers_to_score(setting: str | Sequence[str], net: nn.Module, arch: str, backbone: str | None = None) -> list[str]:
-    """``eval.layers``: ``v1`` (the backbone's V1 layer), ``scan`` (its layer scan: for ResNet-50 the 16 block outputs
-    and 4 downsampling layers of the paper's Appendix B), or a list of module names (``v1`` allowed in it)."""
-    adapter = backbone_for(arch, backbone)
+def layers_to_score(setting: str | Sequence[str], model: EvaluatedModel) -> list[str]:
+    """``eval.layers``: ``v1`` (the model's V1 layer, from its scoring contract), ``scan`` (its backbone's layer scan:
+    for ResNet-50 the 16 block outputs and 4 downsampling layers of the paper's Appendix B), or a list of module names
+    (``v1`` allowed in it)."""
     if setting == "scan":
-        return adapter.scan_layers(net)
+        return backbone_for(model.architecture["arch"], model.architecture.get("backbone")).scan_layers(model.net)
     names = [setting] if isinstance(setting, str) else list(setting)
-    return [adapter.v1_layer(net) if name == "v1" else name for name in names]
+    return [model.scoring.v1_layer if name == "v1" else name for name in names]
 
 
 def evaluate_v1(
-    net: nn.Module,
-    name: str,
+    model: EvaluatedModel,
     settings: V1Settings,
     layers: Sequence[str],
-    visual_degrees: float = 8,
-    image_size: int = 64,
     batch_size: int = 64,
     cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Score ``layers`` of ``net`` (the first one is the committed V1 layer of the report's headline scores).
 
-    ``net`` is put in eval mode and only run up to each layer. With several layers the report also holds
+    ``net`` is put in eval mode; each forward stops after the layer read. With several layers the report also holds
     ``layers: {layer: {scores, groups, ...}}`` (paper Appendix B).
     """
     if not layers:
         raise ConfigError("eval.layers must name at least one layer, e.g. eval.layers=v1")
-    for layer in layers:
-        truncated_network(net, layer)  # every layer exists, before any scoring starts
+    net, scoring = model.net, model.scoring
+    check_layers(net, layers)  # every layer exists, before any scoring starts
     configure_brainscore(cache_dir)
     per_layer = {}
     for layer in layers:
         started = time.time()
-        identifier = model_identifier(net, layer, image_size, visual_degrees)
+        identifier = model_identifier(net, layer, scoring.image_size, scoring.visual_degrees)
         log.info("Scoring %s (%s) on V1 benchmarks", layer, identifier)
-        model = brain_model(net, layer, identifier, image_size, visual_degrees, batch_size=batch_size)
-        results = score_layer(model, settings, cache_dir)
+        results = score_layer(brain_model(net, layer, identifier, scoring, batch_size=batch_size), settings, cache_dir)
         per_layer[layer] = {
             "identifier": identifier,
             "layer": layer,
-            "visual_degrees": visual_degrees,
-            "image_size": image_size,
+            "visual_degrees": scoring.visual_degrees,
+            "image_size": scoring.image_size,
             **results,
             "seconds": round(time.time() - started, 1),
         }
     report = {
-        **settings.header(name),
+        **settings.header(model.label),
         **per_layer[layers[0]],
     }
     if len(layers) > 1:

@@ -1,42 +1,36 @@
-"""A trained network as a Brain-Score model: one committed V1 layer, 64 px input, the training normalisation."""
+"""A trained network as a Brain-Score model: one committed layer, with its scoring contract's input and degrees."""
 
 import functools
 import hashlib
 from collections import OrderedDict
 
+import numpy as np
+import torch
 from torch import nn
 
-from neurov1.errors import ConfigError
 from neurov1.evaluation.brainscore.environment import import_brainscore
+from neurov1.models.activations import layer_outputs
+from neurov1.models.contract import ScoringContract
 
 
-def truncated_network(net: nn.Module, layer: str) -> nn.Sequential:
-    """The modules of ``net`` that compute ``layer``'s output, in order and under their original names.
+@functools.cache
+def whole_network_wrapper() -> type:
+    """Brain-Score's ``PytorchWrapper`` whose activations come from the whole network, stopped after the layers read
+    (:func:`neurov1.models.activations.layer_outputs`). (A class made on first use: Brain-Score is imported only
+    after :func:`import_brainscore` has set its environment.)"""
+    import_brainscore()
+    from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
-    The top-level children up to the one holding ``layer``, descending into ``nn.Sequential`` children to stop at
-    ``layer`` itself (``layer1.0``; VGG's ``features.13``). This is the network's own computation up to there for
-    networks that apply their top-level children in order up to their V1 stage, as torchvision's ResNets and VGGs
-    do, so nothing after the scored layer runs. The modules are shared with ``net`` (not copied) and put in eval mode.
-    """
+    class WholeNetworkWrapper(PytorchWrapper):
+        def get_activations(self, images: list, layer_names: list[str]) -> OrderedDict:
+            parameter = next(self._model.parameters())
+            batch = torch.stack([torch.as_tensor(np.asarray(image)) for image in images])
+            self._model.eval()
+            with torch.no_grad():
+                outputs = layer_outputs(self._model, batch.to(parameter.device, parameter.dtype), layer_names)
+            return OrderedDict((name, outputs[name].cpu().numpy()) for name in layer_names)
 
-    def cut(module: nn.Module, path: list[str]) -> nn.Sequential:
-        children = OrderedDict()
-        for name, child in module.named_children():
-            if name == path[0]:
-                children[name] = cut(child, path[1:]) if len(path) > 1 and isinstance(child, nn.Sequential) else child
-                return nn.Sequential(children)
-            children[name] = child
-        raise ConfigError(
-            f"eval.layers: {layer!r} is not a layer of the model; its modules there: {list(children)}. Name a "
-            "module of the model (e.g. eval.layers=v1)."
-        )
-
-    truncated = cut(net, layer.split("."))
-    try:
-        truncated.get_submodule(layer)
-    except AttributeError as error:
-        raise ConfigError(f"eval.layers: {layer!r} is not a layer of the model ({error})") from None
-    return truncated.eval()
+    return WholeNetworkWrapper
 
 
 def weights_digest(net: nn.Module) -> str:
@@ -57,31 +51,27 @@ def model_identifier(net: nn.Module, layer: str, image_size: int, visual_degrees
 
 
 def brain_model(
-    net: nn.Module,
-    layer: str,
-    identifier: str,
-    image_size: int = 64,
-    visual_degrees: float = 8,
-    mean: float = 0.5,
-    std: float = 0.5,
-    batch_size: int = 64,
-    region: str = "V1",
+    net: nn.Module, layer: str, identifier: str, scoring: ScoringContract, batch_size: int = 64, region: str = "V1"
 ):
-    """A ``ModelCommitment`` with ``layer`` committed to ``region`` (no layer search), preprocessing as in training."""
+    """A ``ModelCommitment`` with ``layer`` committed to ``region`` (no layer search) at the contract's visual degrees,
+    its images preprocessed as in training (the contract's input size and normalisation)."""
     import_brainscore()
-    from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
+    from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
     preprocessing = functools.partial(
-        load_preprocess_images, image_size=image_size, normalize_mean=(mean,) * 3, normalize_std=(std,) * 3
+        load_preprocess_images,
+        image_size=scoring.image_size,
+        normalize_mean=scoring.channel_mean(),
+        normalize_std=scoring.channel_std(),
     )
-    wrapper = PytorchWrapper(
-        model=truncated_network(net, layer), preprocessing=preprocessing, identifier=identifier, batch_size=batch_size
+    wrapper = whole_network_wrapper()(
+        model=net, preprocessing=preprocessing, identifier=identifier, batch_size=batch_size
     )
     return ModelCommitment(
         identifier=identifier,
         activations_model=wrapper,
         layers=[layer],
         region_layer_map={region: layer},
-        visual_degrees=visual_degrees,
+        visual_degrees=scoring.visual_degrees,
     )

@@ -14,9 +14,9 @@ Reproduced:
   ``_spatial_frequency`` (2112) and ``_size`` (2304): drawn by the package's own ``Grating``/``Stimulus`` classes
   from its published parameters (``data/marques2020/data_packaging/marques_gen_stim.py``: 672 px for 12 deg, grey
   background, full-contrast sine gratings in a hard circular aperture 0.5 deg off centre). See
-  :mod:`neurov1.evaluation.brainscore.stimuli` for row order, metadata and the on-disk cache. Rendered lazily: only
-  when a
-  benchmark records from a model (its ``__call__``), never when it is built or its ceiling is computed.
+  :mod:`neurov1.evaluation.brainscore.stimulus_sets` for row order, metadata and the on-disk cache. Rendered
+  lazily: only when a benchmark records from a model (its ``__call__``), never when it is built or its ceiling is
+  computed.
 - Property assemblies ``DeValois1982a``, ``DeValois1982b``, ``Schiller1976c`` and ``Cavanaugh2002a``: built by
   calling ``collect_data()`` of the package's packaging scripts (``data/marques2020/data_packaging/
   marques_devalois1982a.py``, ``marques_devalois1982b.py``, ``marques_schiller1976c.py``,
@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurov1.evaluation.brainscore.stimuli import (
+from neurov1.evaluation.brainscore.stimulus_sets import (
     BLANK,
     ORIENTATION,
     RECEPTIVE_FIELD,

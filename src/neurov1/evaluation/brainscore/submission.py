@@ -7,8 +7,9 @@ Brain-Score (vision) takes models as plugin folders under ``brainscore_vision/mo
 ``neurov1.models.build_network`` (so ``neurov1`` is a requirement) after the same check as every neurov1 load: the
 configs in ``weights.pt`` may name only neurov1's own code and the targets the model was exported with
 (:mod:`neurov1.models.trust`), so an edited ``weights.pt`` cannot run other code. It is wrapped with Brain-Score's
-``PytorchWrapper`` with the training preprocessing (resize to the input size, normalisation 0.5/0.5) and committed
-as neurov1 scores it: the V1 layer to V1, at the model's ``visual_degrees``.
+``PytorchWrapper`` as neurov1 wraps it for scoring (the layer read from the whole network) with the training
+preprocessing (resize to the input size, the training normalisation), and committed as neurov1 scores it (its
+scoring contract): the V1 layer to V1, at the model's ``visual_degrees``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from neurov1.errors import ConfigError
+from neurov1.models.contract import ScoringContract
 from neurov1.models.trust import config_targets, is_trusted
 from neurov1.utils.io import atomic_writer, write_text_atomic
 
@@ -45,16 +47,18 @@ import functools
 from pathlib import Path
 
 import torch
-from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
+from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
 
+from neurov1.evaluation.brainscore.model import whole_network_wrapper
 from neurov1.models import build_network
 from neurov1.models.trust import check_saved_targets
 
 IDENTIFIER = {identifier!r}
+# the model's scoring contract, as neurov1 scores it
 LAYERS = [{layer!r}]  # the committed V1 layer
 VISUAL_DEGREES = {visual_degrees!r}
 IMAGE_SIZE = {image_size!r}
-MEAN, STD = 0.5, 0.5  # the training normalisation of every neurov1 data module
+MEAN, STD = {mean!r}, {std!r}  # the training normalisation, per channel
 WEIGHTS = Path(__file__).with_name("weights.pt")
 # Code of this model's own beyond neurov1's, trusted by whoever exported it: weights.pt may name nothing else.
 TRUSTED_TARGETS = {trusted_targets!r}
@@ -68,12 +72,12 @@ def network() -> torch.nn.Module:
     return net.eval()
 
 
-def get_model(name: str) -> PytorchWrapper:
+def get_model(name: str):
     assert name == IDENTIFIER
     preprocessing = functools.partial(
-        load_preprocess_images, image_size=IMAGE_SIZE, normalize_mean=(MEAN,) * 3, normalize_std=(STD,) * 3
+        load_preprocess_images, image_size=IMAGE_SIZE, normalize_mean=MEAN, normalize_std=STD
     )
-    wrapper = PytorchWrapper(identifier=IDENTIFIER, model=network(), preprocessing=preprocessing)
+    wrapper = whole_network_wrapper()(identifier=IDENTIFIER, model=network(), preprocessing=preprocessing)
     wrapper.image_size = IMAGE_SIZE
     return wrapper
 
@@ -101,9 +105,10 @@ def plugin_identifier(label: str) -> str:
 
 
 def write_plugin(
-    out: Path, net: torch.nn.Module, net_config: dict[str, Any], layer: str, visual_degrees: float, label: str
+    out: Path, net: torch.nn.Module, net_config: dict[str, Any], scoring: ScoringContract, label: str
 ) -> Path:
-    """Write the plugin folder ``out/<identifier>/``; returns it. An existing non-empty folder is refused."""
+    """Write the plugin folder ``out/<identifier>/`` of ``net`` committed by its ``scoring`` contract; returns it. An
+    existing non-empty folder is refused."""
     identifier = plugin_identifier(label)
     folder = Path(out) / identifier
     if folder.exists() and any(folder.iterdir()):
@@ -112,9 +117,11 @@ def write_plugin(
     settings = {
         "label": label,
         "identifier": identifier,
-        "layer": layer,
-        "visual_degrees": float(visual_degrees),
-        "image_size": int(net_config["input_size"]),
+        "layer": scoring.v1_layer,
+        "visual_degrees": float(scoring.visual_degrees),
+        "image_size": int(scoring.image_size),
+        "mean": scoring.channel_mean(),
+        "std": scoring.channel_std(),
         "trusted_targets": sorted({target for _, target in config_targets(net_config) if not is_trusted(target)}),
     }
     with atomic_writer(folder / "weights.pt") as file:

@@ -52,7 +52,7 @@ def markdown_tables(results: dict[str, Any], name: str) -> str:
 
 def csv_table(results: dict[str, Any]) -> str:
     """One row per benchmark, group and headline score."""
-    rows = [["kind", "name", "ceiled", "raw", "ceiling", "source"]]
+    rows = [["level", "name", "ceiled", "raw", "ceiling", "source"]]
     rows += [["headline", key, results["scores"][key], "", "", ""] for key, _ in HEADLINE]
     for group, value in results["groups"].items():
         rows.append(["group", group, value["score"], "", "", f"{value['scored']}/{value['total']} benchmarks"])

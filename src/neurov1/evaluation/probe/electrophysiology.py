@@ -16,8 +16,9 @@ vectorised over units:
 
 Memory: the receptive field maps are held as (positions, units) float32 and reduced in chunks of units; stimulus
 responses of the selected units only; batches hold at most ``ACTIVATION_BUDGET`` layer values (fewer images for
-large layers). Peak memory stays near 441 x units x 4 bytes plus one batch. Batches are padded to their full size
-as Brain-Score pads them, so that at the default sizes every image meets the same kernels as there.
+large layers; the blank, run once, is padded to ``batch_size`` images). Peak memory stays near 441 x units x 4
+bytes plus one batch. Batches are padded to their full size as Brain-Score pads them, so that at the default sizes
+every image meets the same kernels as there.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from neurov1.evaluation.brainscore.stimuli import (
+from neurov1.evaluation.brainscore.stimulus_sets import (
     BLANK,
     ORIENTATION,
     PARAMETER_COLUMNS,
@@ -41,8 +42,10 @@ from neurov1.evaluation.brainscore.stimuli import (
     grating_parameters,
 )
 from neurov1.evaluation.probe import properties
-from neurov1.evaluation.probe.stimuli import probe_stimuli
+from neurov1.evaluation.probe.gratings import probe_stimuli
+from neurov1.models.contract import NORMALISATION
 
+Channels = tuple[float, float, float]
 RF_THRESHOLD = 0.05  # fraction of a unit's peak map value that counts as excitatory (RF_THRSH)
 RF_DELTA = 0.15  # deg: largest distance of a receptive field centre from the stimulus centre (RF_DELTA)
 STIMULUS_POSITION = np.array([0.5, 0.5])  # (y, x) deg: centre of every orientation, frequency and size grating
@@ -103,7 +106,7 @@ class Recording:
         }
 
     def unit_tables(self) -> dict[str, properties.Table]:
-        """Per reference assembly, every selected unit's properties and which units respond (its functions)."""
+        """Per reference assembly, every selected unit's properties, which units respond and their tuning curves."""
         layouts, baseline = self.layouts(), self.baseline
         orientation = levels(ORIENTATION, "orientation")
         frequencies = levels(SPATIAL_FREQUENCY, "spatial_frequency")
@@ -117,24 +120,25 @@ class Recording:
 
     def tables(self) -> dict[str, dict[str, np.ndarray]]:
         """Per reference assembly, the properties of its responsive units (Brain-Score's property assemblies)."""
-        return {name: properties.select(*table) for name, table in self.unit_tables().items()}
+        return {name: properties.select(table.values, table.responsive) for name, table in self.unit_tables().items()}
 
 
 @torch.no_grad()
 def _activations(
-    network: nn.Module, images: torch.Tensor, batch_size: int, mean: float, std: float, progress: tqdm | None
+    network: nn.Module, images: torch.Tensor, batch_size: int, mean: Channels, std: Channels, progress: tqdm | None
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, flattened layer activations) of each batch of uint8 grey images, preprocessed as Brain-Score's
     ``load_preprocess_images`` does (``ToTensor``: /255; ``Normalize``; three equal channels). A short batch is
     padded with copies of its last image, as Brain-Score's activations extractor pads it: every image then goes
     through the same kernels as there (convolution results can differ in the last bit with the batch size)."""
     device = next(network.parameters()).device
+    mean_, std_ = (torch.tensor(value, device=device).view(1, 3, 1, 1) for value in (mean, std))
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
         count = len(batch)
         if count < batch_size:
             batch = torch.cat((batch, batch[-1:].expand(batch_size - count, -1, -1)))
-        batch = batch.to(device).float().div(255).sub(mean).div(std)[:, None].expand(-1, 3, -1, -1)
+        batch = batch.to(device).float().div(255)[:, None].expand(-1, 3, -1, -1).sub(mean_).div(std_)
         yield start, network(batch)[:count].flatten(1).float()
         if progress is not None:
             progress.update(count)
@@ -164,12 +168,13 @@ def record(
     image_size: int,
     visual_degrees: float,
     batch_size: int = 64,
-    mean: float = 0.5,
-    std: float = 0.5,
+    mean: Channels = (NORMALISATION,) * 3,
+    std: Channels = (NORMALISATION,) * 3,
     progress: bool = True,
     cache_dir: str | None = None,
 ) -> Recording:
-    """Run the experiments on ``network`` (the model up to the recorded layer, in eval mode, on its device)."""
+    """Run the experiments on ``network`` (images to the recorded layer's activations, in eval mode, on its device),
+    its inputs normalised per channel with ``mean`` and ``std`` as in training."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     stimuli = probe_stimuli(image_size, visual_degrees, cache_dir)
@@ -180,12 +185,12 @@ def record(
         started = time.perf_counter()
         positions_y, positions_x = levels(RECEPTIVE_FIELD, "position_y"), levels(RECEPTIVE_FIELD, "position_x")
         per_position = len(stimuli[RECEPTIVE_FIELD]) // (len(positions_y) * len(positions_x))
-        ((_, blank),) = list(_activations(network, stimuli[BLANK], 1, mean, std, None))  # the layer's size
+        # the blank, padded to a whole batch as Brain-Score pads it; it also gives the layer's size
+        ((_, blank),) = list(_activations(network, stimuli[BLANK], batch_size, mean, std, bar))
         units = blank.shape[1]
+        blank = blank[0].clamp(min=0)
         # whole receptive field positions per batch, at most ACTIVATION_BUDGET values (large layers: smaller batches)
         step = max(min(batch_size, ACTIVATION_BUDGET // units) // per_position, 1) * per_position
-        ((_, blank),) = list(_activations(network, stimuli[BLANK], step, mean, std, bar))
-        blank = blank[0].clamp(min=0)
         best = torch.empty((len(positions_y) * len(positions_x), units), dtype=torch.float32)
         for start, out in _activations(network, stimuli[RECEPTIVE_FIELD], step, mean, std, bar):
             peak = out.clamp_(min=0).view(-1, per_position, units).amax(dim=1)

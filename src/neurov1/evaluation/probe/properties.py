@@ -9,14 +9,17 @@ properties_common.py`` and ``benchmarks/marques2020/benchmarks/*.py``), with the
   peak), :func:`spatial_frequency_tuning` (``calc_spatial_frequency_tuning``: on log2 frequency, 100 points),
   :func:`size_tuning` (``calc_size_tuning``), :func:`circular_variance`, :func:`orthogonal_preferred_ratio`;
 - per-benchmark property tables: :func:`ringach2002`, :func:`devalois1982a`, :func:`devalois1982b`,
-  :func:`schiller1976`, :func:`cavanaugh2002`; each returns ``({property: value of every unit}, responsive)``,
-  the boolean mask of the units the benchmark keeps (:func:`select` applies it).
+  :func:`schiller1976`, :func:`cavanaugh2002`; each returns a :class:`Table`: every unit's property values, the
+  boolean mask of the units the benchmark keeps (:func:`select` applies it) and the tuning curve each unit's
+  values were computed from.
 
 The interpolating spline is scipy's ``CubicSpline`` with not-a-knot ends, which is the curve FITPACK's
 ``UnivariateSpline(s=0)`` (Brain-Score's) fits through the same points, evaluated for all units at once.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -26,9 +29,17 @@ WINDOWS = {  # the smoothing windows of calc_bandwidth / calc_spatial_frequency_
     "smooth": np.array([0, 1 / 5, 1, 1 / 5, 0]),
     "triangle": np.array([0.5, 0.75, 1, 0.75, 0.5]),
 }
-Table = tuple[dict[str, np.ndarray], np.ndarray]  # per-unit property values, responsive-unit mask
 RESPONSE_THRESHOLD = 5  # spikes/s above baseline (or above zero) for a unit to count, every Marques benchmark
 ORIENTATION_BIN_LIM = 157.5  # DeValois1982a: preferred orientations at or above it are counted from -180
+
+
+class Table(NamedTuple):
+    """One benchmark's properties of every unit (``values``), the units it keeps (``responsive``), and the tuning
+    curve of each unit that its values come from (``curves``: units x levels of the parameter varied)."""
+
+    values: dict[str, np.ndarray]
+    responsive: np.ndarray
+    curves: np.ndarray
 
 
 def _smooth(values: np.ndarray, window: str) -> np.ndarray:
@@ -150,7 +161,7 @@ def ringach2002(responses: np.ndarray, baseline: np.ndarray, orientation: np.nda
         "orthogonal_preferred_ratio_circular_variance_difference": ratio - variance,
         "orthogonal_preferred_ratio_bandwidth_ratio": ratio / bandwidth,
     }
-    return properties, max_dc > baseline + RESPONSE_THRESHOLD
+    return Table(properties, max_dc > baseline + RESPONSE_THRESHOLD, curves)
 
 
 def devalois1982a(responses: np.ndarray, baseline: np.ndarray, orientation: np.ndarray) -> Table:
@@ -158,11 +169,11 @@ def devalois1982a(responses: np.ndarray, baseline: np.ndarray, orientation: np.n
     rows = np.arange(len(responses))
     dc = responses.mean(axis=-1)
     cycle, frequency, _ = _preferred(dc)
-    preferred = orientation_tuning(dc[rows, cycle, frequency, :], orientation, "smooth", 0.5, half=False)[1]
-    preferred = preferred.astype(float)
+    curves = dc[rows, cycle, frequency, :]
+    preferred = orientation_tuning(curves, orientation, "smooth", 0.5, half=False)[1].astype(float)
     preferred[preferred >= ORIENTATION_BIN_LIM] -= 180
     good = dc.reshape(len(dc), -1).max(axis=1) > baseline + RESPONSE_THRESHOLD
-    return {"preferred_orientation": preferred}, good
+    return Table({"preferred_orientation": preferred}, good, curves)
 
 
 def with_harmonic(responses: np.ndarray, baseline: np.ndarray) -> np.ndarray:
@@ -181,7 +192,7 @@ def devalois1982b(responses: np.ndarray, baseline: np.ndarray, frequencies: np.n
     curves = table[rows, radius, :, orientation, component]
     peak = spatial_frequency_tuning(curves, frequencies, "smooth", 0.707)[1]
     good = table.reshape(len(table), -1).max(axis=1) > RESPONSE_THRESHOLD
-    return {"peak_spatial_frequency": peak}, good
+    return Table({"peak_spatial_frequency": peak}, good, curves)
 
 
 def schiller1976(responses: np.ndarray, baseline: np.ndarray, frequencies: np.ndarray) -> Table:
@@ -189,12 +200,13 @@ def schiller1976(responses: np.ndarray, baseline: np.ndarray, frequencies: np.nd
     rows = np.arange(len(responses))
     dc = responses.mean(axis=-1)
     radius, _, orientation = _preferred(dc)
-    bandwidth = spatial_frequency_tuning(dc[rows, radius, :, orientation], frequencies, "smooth", 0.707)[0]
+    curves = dc[rows, radius, :, orientation]
+    bandwidth = spatial_frequency_tuning(curves, frequencies, "smooth", 0.707)[0]
     properties = {
         "spatial_frequency_selective": np.where(np.isnan(bandwidth), 0.0, 1.0),
         "spatial_frequency_bandwidth": bandwidth,
     }
-    return properties, dc.reshape(len(dc), -1).max(axis=1) > baseline + RESPONSE_THRESHOLD
+    return Table(properties, dc.reshape(len(dc), -1).max(axis=1) > baseline + RESPONSE_THRESHOLD, curves)
 
 
 def cavanaugh2002(responses: np.ndarray, baseline: np.ndarray, radius: np.ndarray) -> Table:
@@ -212,7 +224,7 @@ def cavanaugh2002(responses: np.ndarray, baseline: np.ndarray, radius: np.ndarra
         "surround_diameter": diameter,
         "surround_grating_summation_field_ratio": ratio,
     }
-    return properties, table.reshape(len(table), -1).max(axis=1) > RESPONSE_THRESHOLD
+    return Table(properties, table.reshape(len(table), -1).max(axis=1) > RESPONSE_THRESHOLD, curves)
 
 
 def select(properties: dict[str, np.ndarray], responsive: np.ndarray) -> dict[str, np.ndarray]:

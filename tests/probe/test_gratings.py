@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from neurov1.evaluation.brainscore.environment import configure_brainscore
-from neurov1.evaluation.brainscore.stimuli import BLANK, grating_parameters, render_stimulus
-from neurov1.evaluation.probe import stimuli
-from neurov1.evaluation.probe.stimuli import GRATING_SETS, render_gratings, screen_size, stimuli_file
+from neurov1.evaluation.brainscore.stimulus_sets import BLANK, grating_parameters, render_stimulus
+from neurov1.evaluation.probe import electrophysiology, gratings
+from neurov1.evaluation.probe.gratings import GRATING_SETS, render_gratings, screen_size, stimuli_file
 
 
 def brainscore_view(name: str, row: np.ndarray, image_size: int, visual_degrees: float, tmp_path) -> np.ndarray:
@@ -56,20 +56,34 @@ def test_screen_geometry_follows_place_on_screen():
 
 def test_sets_are_cached_on_disk_and_a_broken_cache_is_rendered_again(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(stimuli, "_IN_MEMORY", {})
-    monkeypatch.setattr(stimuli, "grating_parameters", lambda name: grating_parameters(name)[:3])
-    original = stimuli.render_gratings
-    monkeypatch.setattr(stimuli, "render_gratings", lambda *a: calls.append(a) or original(*a))
-    sets = stimuli.probe_stimuli(32, 8.0, tmp_path)
+    gratings.probe_stimuli.cache_clear()
+    monkeypatch.setattr(gratings, "grating_parameters", lambda name: grating_parameters(name)[:3])
+    original = gratings.render_gratings
+    monkeypatch.setattr(gratings, "render_gratings", lambda *a: calls.append(a) or original(*a))
+    sets = gratings.probe_stimuli(32, 8.0, tmp_path)
     assert {name: tuple(t.shape) for name, t in sets.items()} == {
         **{name: (3, 32, 32) for name in GRATING_SETS},
         BLANK: (1, 32, 32),
     }
     assert torch.all(sets[BLANK] == 128) and len(calls) == 4
-    monkeypatch.setattr(stimuli, "_IN_MEMORY", {})
-    again = stimuli.probe_stimuli(32, 8.0, tmp_path)
+    gratings.probe_stimuli.cache_clear()
+    again = gratings.probe_stimuli(32, 8.0, tmp_path)
     assert len(calls) == 4 and all(torch.equal(again[name], sets[name]) for name in sets)  # loaded, not rendered
     stimuli_file(32, 8.0, tmp_path).write_bytes(b"truncated")
-    monkeypatch.setattr(stimuli, "_IN_MEMORY", {})
-    stimuli.probe_stimuli(32, 8.0, tmp_path)
+    gratings.probe_stimuli.cache_clear()
+    gratings.probe_stimuli(32, 8.0, tmp_path)
     assert len(calls) == 8
+
+
+def test_the_probe_runs_the_blank_once(stimulus_cache, monkeypatch):
+    """The blank is recorded in one batch padded to the batch size; it also tells the layer's size."""
+    calls = []
+    original = electrophysiology._activations
+    monkeypatch.setattr(
+        electrophysiology,
+        "_activations",
+        lambda network, images, *rest: calls.append(len(images)) or original(network, images, *rest),
+    )
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.ReLU())
+    recording = electrophysiology.record(network, 64, 8.0, batch_size=16, progress=False, cache_dir=stimulus_cache)
+    assert calls.count(1) == 1 and recording.units == 4 * 8 * 8

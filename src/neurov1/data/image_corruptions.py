@@ -3,7 +3,8 @@
 :func:`corrupt` applies one to an HxWx3 uint8 image. Each corruption function takes the image as floats in [0, 1]
 and returns floats that :func:`corrupt` clips to [0, 1] and rounds back to uint8. All randomness comes from the
 ``numpy.random.Generator`` passed in, so a seed fixes the output. The parameters are the published 64 px
-Tiny-ImageNet-C ones (shared/reference/robustness-facts.md) and are used unchanged at other image sizes.
+Tiny-ImageNet-C ones (github.com/hendrycks/robustness, ``ImageNet-C/create_c/make_tinyimagenet_c.py``) and are used
+unchanged at other image sizes.
 
 Frost is a stand-in: the original blends photographs of frost, which are not available, so :func:`frost` blends a
 seeded procedural ice texture (:func:`frost_texture`) with the published weights instead.
@@ -26,8 +27,8 @@ CORRUPTION_GROUPS: dict[str, tuple[str, ...]] = {
 CORRUPTIONS: tuple[str, ...] = tuple(name for group in CORRUPTION_GROUPS.values() for name in group)
 SEVERITIES = (1, 2, 3, 4, 5)
 
-# Tiny-ImageNet-C (64 px) parameters per severity 1..5, from Hendrycks & Dietterich (2019), as listed in
-# shared/reference/robustness-facts.md.
+# Tiny-ImageNet-C (64 px) parameters per severity 1..5, from Hendrycks & Dietterich (2019) and their generator
+# (github.com/hendrycks/robustness, ImageNet-C/create_c/make_tinyimagenet_c.py).
 GAUSSIAN_NOISE_SIGMA = (0.04, 0.08, 0.12, 0.15, 0.18)
 SHOT_NOISE_PHOTONS = (250, 100, 50, 30, 15)
 IMPULSE_NOISE_AMOUNT = (0.01, 0.02, 0.05, 0.08, 0.14)

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from neurov1.data.corruptions import CORRUPTIONS, corrupt
-from neurov1.data.folders import DECODE_ERRORS, IMAGE_EXTENSIONS
+from neurov1.data.folders import DECODE_ERRORS, IMAGE_EXTENSIONS, class_folders
+from neurov1.data.image_corruptions import CORRUPTIONS, corrupt
 from neurov1.utils.io import write_bytes_atomic
 
 JPEG_QUALITY = 85
@@ -73,8 +73,7 @@ def list_source(src: Path, dst: Path, limit: int | None) -> list[SourceImage]:
         raise SystemExit(f"corrupt: source folder {src} does not exist. Pass a folder laid out as {layout}, or --demo.")
     if dst.resolve().is_relative_to(src.resolve()):
         raise SystemExit(f"corrupt: output folder {dst} lies inside the source folder {src}. Choose a dst outside it.")
-    with os.scandir(src) as entries:
-        classes = sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
+    classes = class_folders(src)
     if not classes:
         raise SystemExit(f"corrupt: {src} has no class folders. Lay it out as {layout}.")
     images = []

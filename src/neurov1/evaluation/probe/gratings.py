@@ -8,15 +8,16 @@ without a file: each grating is drawn with the package's own formula (``marques_
 grating, ``uint8(((sin + 1) / 2) * 255)``, inside a hard circular aperture on grey 128) in float64, only inside
 the aperture's bounding box, on the cropped screen; the screen is resized with torch's uint8 antialiased bilinear
 kernel, which gives Pillow's values (identical at 448 -> 64 px; at most 1 grey level apart at a few pixels for
-other ratios). The parameters come from :func:`neurov1.evaluation.brainscore.stimuli.grating_parameters` (the
+other ratios). The parameters come from :func:`neurov1.evaluation.brainscore.stimulus_sets.grating_parameters` (the
 package's ``GRAT_PARAMS`` in benchmark row order).
 
 Sets are uint8 tensors of shape (n, size, size), one grey level per pixel (the three RGB channels are equal), kept
-per (input size, visual degrees) in memory and in the cache folder (9,097 x 64 x 64 px: 37 MB).
+per (input size, visual degrees) in the cache folder and in memory (9,097 x 64 x 64 px: 37 MB).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurov1.evaluation.brainscore.stimuli import (
+from neurov1.evaluation.brainscore.stimulus_sets import (
     BLANK,
     ORIENTATION,
     RECEPTIVE_FIELD,
@@ -102,42 +103,40 @@ def render_gratings(parameters: np.ndarray, image_size: int, visual_degrees: flo
     return out
 
 
-_IN_MEMORY: dict[tuple[int, float], dict[str, torch.Tensor]] = {}
-
-
 def stimuli_file(image_size: int, visual_degrees: float, cache_dir: str | os.PathLike[str] | None) -> Path:
     """Where the rendered sets are kept between processes: ``<cache_dir>/v1_probe/stimuli-<size>px-<deg>deg.pt``."""
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     return root / "v1_probe" / f"stimuli-{image_size}px-{visual_degrees:g}deg-v{STIMULI_VERSION}.pt"
 
 
-def _expected_lengths() -> dict[str, int]:
-    return {BLANK: 1, **{name: len(grating_parameters(name)) for name in GRATING_SETS}}
+def render_probe_stimuli(image_size: int, visual_degrees: float) -> dict[str, torch.Tensor]:
+    """The blank and the four grating sets rendered afresh (what :func:`probe_stimuli` keeps)."""
+    sets = {name: render_gratings(grating_parameters(name), image_size, visual_degrees) for name in GRATING_SETS}
+    # the blank (448 px of grey 128 for 12 deg) is uniform grey at any crop and size
+    sets[BLANK] = torch.full((1, image_size, image_size), GREY, dtype=torch.uint8)
+    return sets
 
 
+@functools.cache
 def probe_stimuli(
     image_size: int, visual_degrees: float, cache_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, torch.Tensor]:
     """The blank and the four grating sets at the model's resolution, uint8 (n, size, size), in benchmark row order.
 
-    Rendered once per (size, degrees): kept in memory and in :func:`stimuli_file` (written atomically; an unreadable
-    or incomplete file is rendered again).
+    Rendered once per (size, degrees): kept in :func:`stimuli_file` (written atomically; an unreadable or
+    incomplete file is rendered again) and, for the process, in memory (``probe_stimuli.cache_clear()`` forgets).
     """
-    key = (int(image_size), float(visual_degrees))
-    if key in _IN_MEMORY:
-        return _IN_MEMORY[key]
     path = stimuli_file(image_size, visual_degrees, cache_dir)
-    expected = {name: (length, image_size, image_size) for name, length in _expected_lengths().items()}
+    expected = {BLANK: 1, **{name: len(grating_parameters(name)) for name in GRATING_SETS}}
     try:
         sets = torch.load(path, map_location="cpu", weights_only=True)
-        if {name: tuple(tensor.shape) for name, tensor in sets.items()} != expected:
+        if {name: tuple(tensor.shape) for name, tensor in sets.items()} != {
+            name: (length, image_size, image_size) for name, length in expected.items()
+        }:
             raise ValueError(f"{path} holds other shapes")
     except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache file is rendered again
-        sets = {name: render_gratings(grating_parameters(name), image_size, visual_degrees) for name in GRATING_SETS}
-        # the blank (448 px of grey 128 for 12 deg) is uniform grey at any crop and size
-        sets[BLANK] = torch.full((1, image_size, image_size), GREY, dtype=torch.uint8)
+        sets = render_probe_stimuli(image_size, visual_degrees)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_writer(path) as file:
             torch.save(sets, file)
-    _IN_MEMORY[key] = sets
     return sets

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
+from torchmetrics.classification import MulticlassAccuracy
 from tqdm import tqdm
 
-from neurov1.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 from neurov1.data.decode import ExactDecode
-from neurov1.data.folders import ImageFileDataset, class_images
+from neurov1.data.folders import ImageFileDataset, class_folders, class_images
+from neurov1.data.image_corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES
 from neurov1.data.transforms import native_five_crop_transform, tiny_imagenet_val_transform
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.kind import Evaluation, Outcome
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
 from neurov1.utils.io import write_json_atomic, write_text_atomic
 from neurov1.utils.plots import new_figure, save_figure
 from neurov1.utils.tables import Table, csv_text, fmt, markdown
@@ -76,6 +77,11 @@ class _Conditions(Dataset):
         return image, label, condition
 
 
+def top1_accuracy(num_classes: int, device: torch.device) -> MulticlassAccuracy:
+    """torchmetrics' top-1 accuracy over all images (micro average), on ``device``."""
+    return MulticlassAccuracy(num_classes, top_k=1, average="micro").to(device)
+
+
 def _probabilities(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Softmax of the logits; for five-crop batches (N, 5, C, H, W) the mean softmax over the crops."""
     if images.ndim == 5:
@@ -94,20 +100,20 @@ def accuracy(
     when the loader yields five crops.
     """
     device = next(net.parameters()).device
-    single = five = total = 0
+    single = five = None
     for images, labels in loader:
-        images = to_input(images.to(device))
-        if images.ndim == 5:
-            views = net(images.flatten(0, 1)).unflatten(0, images.shape[:2])
-            five += int((views.softmax(-1).mean(1).argmax(-1).cpu() == labels).sum())
-            single += int((views[:, 4].argmax(-1).cpu() == labels).sum())
-        else:
-            single += int((net(images).argmax(-1).cpu() == labels).sum())
-        total += len(labels)
-    five_crop = five / total if images.ndim == 5 else None
+        images, labels = to_input(images.to(device)), labels.to(device)
+        views = net(images.flatten(0, 1)).unflatten(0, images.shape[:2]) if images.ndim == 5 else None
+        logits = views[:, 4] if views is not None else net(images)  # the centre crop: the single-crop view
+        single = single or top1_accuracy(logits.shape[-1], device)
+        single.update(logits, labels)
+        if views is not None:
+            five = five or top1_accuracy(logits.shape[-1], device)
+            five.update(views.softmax(-1).mean(1), labels)
+    five_crop = None if five is None else float(five.compute())
     return {
-        "accuracy": single / total if five_crop is None else five_crop,
-        "single_crop": single / total,
+        "accuracy": float(single.compute()) if five_crop is None else five_crop,
+        "single_crop": float(single.compute()),
         "five_crop": five_crop,
     }
 
@@ -131,7 +137,7 @@ def evaluate_corruptions(
     transform = (native_five_crop_transform if five_crop else tiny_imagenet_val_transform)(image_size)
     conditions, datasets = list(present), []
     for folder in present.values():
-        wnids = sorted(child.name for child in folder.iterdir() if child.is_dir())
+        wnids = class_folders(folder)
         if len(wnids) != num_classes:
             raise ConfigError(
                 f"eval.corruption.root: {folder} has {len(wnids)} class folders but the model has {num_classes} "
@@ -144,13 +150,16 @@ def evaluate_corruptions(
         datasets.append(ImageFileDataset(folder, paths, labels, ExactDecode(transform)))
     net.eval()
     device = next(net.parameters()).device
-    correct, counts = np.zeros(len(conditions)), np.zeros(len(conditions))
+    accuracies = [top1_accuracy(num_classes, device) for _ in conditions]
+    counts = np.zeros(len(conditions), dtype=int)
     started = time.time()
     loader = DataLoader(_Conditions(datasets), batch_size=batch_size, num_workers=num_workers)
     with tqdm(total=len(loader.dataset), unit="img", desc="Tiny-ImageNet-C") as progress:
         for images, labels, condition in loader:
-            hits = (_probabilities(net, images.to(device)).argmax(-1).cpu() == labels).double()
-            np.add.at(correct, condition.numpy(), hits.numpy())
+            probabilities, labels = _probabilities(net, images.to(device)), labels.to(device)
+            for index in condition.unique().tolist():
+                among = (condition == index).to(device)
+                accuracies[index].update(probabilities[among], labels[among])
             np.add.at(counts, condition.numpy(), 1)
             progress.update(len(labels))
     seconds = time.time() - started
@@ -159,7 +168,7 @@ def evaluate_corruptions(
             "corruption": corruption,
             "group": GROUP_OF[corruption],
             "severity": severity,
-            "accuracy": correct[index] / counts[index],
+            "accuracy": float(accuracies[index].compute()),
             "images": int(counts[index]),
         }
         for index, (corruption, severity) in enumerate(conditions)
@@ -354,28 +363,22 @@ class CorruptionEvaluation(Evaluation):
         self.batch_size, self.num_workers, self.five_crop = batch_size, num_workers, five_crop
 
     def run(
-        self,
-        net: nn.Module,
-        hparams: Mapping[str, Any],
-        label: str,
-        out_dir: Path,
-        datamodule: Any = None,
-        provenance: Mapping[str, Any] | None = None,
+        self, model: EvaluatedModel, out_dir: Path, datamodule: Any = None, provenance: Provenance = None
     ) -> Outcome:
-        settings = self.corruption
+        settings, net, label = self.corruption, model.net, model.label
         net.eval()
         clean_result = accuracy(net, datamodule.val_dataloader(), datamodule.device_transform) if datamodule else None
         result = evaluate_corruptions(
             net,
             settings["root"],
-            num_classes=hparams["net"]["num_classes"],
+            num_classes=model.architecture["num_classes"],
             corruptions=list(settings["corruptions"]) if settings.get("corruptions") else None,
             severities=list(settings.get("severities") or SEVERITIES),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             limit_per_condition=settings.get("limit_per_condition"),
             five_crop=self.five_crop,
-            image_size=hparams["net"]["input_size"],
+            image_size=model.scoring.image_size,
         )
         clean = None if clean_result is None else clean_result["accuracy"]
         summary = summarize(result["rows"], clean, self.baseline)
