@@ -543,10 +543,14 @@ def test_two_runs_started_in_one_folder_one_runs_and_the_other_is_refused_naming
 
 
 HOLD_FOLDER = """
-import sys, time
+import os, sys, time
 from neurov1.utils.folder_lock import hold_run_folder
 with hold_run_folder(sys.argv[1]):
-    print("held", flush=True)
+    worker = os.fork()  # as a data loader forks its workers: the child outlives a killed holder for a while
+    if worker == 0:
+        time.sleep(600)
+        os._exit(0)
+    print("held", worker, flush=True)
     time.sleep(600)
 """
 
@@ -557,17 +561,21 @@ def test_a_folder_lock_names_its_holder_and_is_taken_over_once_the_holder_is_kil
 
     folder = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline() == "held\n"
+    said, worker = holder.stdout.readline().split()
+    assert said == "held"
     with pytest.raises(ConfigError, match=rf"another run is writing this folder \(pid {holder.pid} on "):
         with hold_run_folder(folder):
             pass
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert (folder / ".neurov1.lock").exists()  # left behind by the killed holder: a stale lock
-    with hold_run_folder(folder):
-        assert str(os.getpid()) in (folder / ".neurov1.lock").read_text()
-        with hold_run_folder(folder):  # the same process again: already held
-            pass
+    try:  # taken over while the holder's forked worker still runs: the lock was the holder's alone
+        with hold_run_folder(folder):
+            assert str(os.getpid()) in (folder / ".neurov1.lock").read_text()
+            with hold_run_folder(folder):  # the same process again: already held
+                pass
+    finally:
+        os.kill(int(worker), signal.SIGKILL)
     assert not (folder / ".neurov1.lock").exists()
 
 

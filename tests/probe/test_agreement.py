@@ -5,6 +5,8 @@ benchmarks' property functions) and its own benchmarks (offline data) through 67
 the PIL preprocessing; the probe renders the same pixels as tensors (tests/probe/test_stimuli.py).
 """
 
+import uuid
+
 import numpy as np
 import pytest
 import torch
@@ -75,7 +77,9 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("RESULTCACHING_HOME", str(tmp_path / "result_caching"))
     configure_brainscore(stimulus_cache)
     register_offline_data(stimulus_cache, progress=False)
-    identifier = model_identifier(net, layer, 64, 8)
+    # Brain-Score's result cache folder is fixed when it is first imported in a process, and activations cached by an
+    # earlier test of this worker under the same weights were recorded from stimuli at other paths: a fresh name
+    identifier = f"{model_identifier(net, layer, 64, 8)}-{uuid.uuid4().hex[:8]}"
     model, selected, rates, tables = brainscore_tables(net, layer, identifier, stimulus_cache)
     recording = record(LayerOutput(net, layer), 64, 8.0, progress=False, cache_dir=stimulus_cache)
 

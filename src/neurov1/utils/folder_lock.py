@@ -1,14 +1,17 @@
 """One writer per run folder: a lock that the process writing a run folder holds for its whole life.
 
-The lock is an advisory ``flock`` on ``<folder>/.neurov1.lock``. The kernel releases it whenever its holder ends, by
-any means (``kill -9`` and a lost node included), so a lock whose process is gone is simply taken over; a second run
+The lock is an advisory POSIX record lock (``fcntl.lockf``) on ``<folder>/.neurov1.lock``. It belongs to the process
+that took it, not to its children: data-loader workers forked by the run do not inherit it, so the lock ends with the
+run even while a killed run's workers are still winding down. The kernel releases it whenever its holder ends, by any
+means (``kill -9`` and a lost node included), so a lock whose process is gone is simply taken over; a second run
 that finds it held stops with one line naming the holder (pid, host, start time and command, which the holder writes
 into the file). The file is removed when its holder lets go; a process that opened it just before checks after
 locking that it still holds the file of that name, so two runs never both hold a folder.
 
 Only the run's first process writes the folder: the other processes of a multi-process run (DDP ranks, which start
-with a rank in their environment) do not take the lock. Where a filesystem offers no ``flock`` at all, the run goes
-on without a lock and says so.
+with a rank in their environment) do not take the lock. Where a filesystem offers no file locks at all, the run goes
+on without a lock and says so. (A POSIX lock is dropped when its process closes any descriptor of the file, so the
+holder never opens the lock file a second time.)
 """
 
 import contextlib
@@ -53,11 +56,11 @@ def _describe_holder(path: Path) -> str:
 
 
 def _lock(path: Path, key: str) -> int | None:
-    """An open, flock-ed descriptor of ``path`` that is still that file's; None where flock is unavailable."""
+    """An open, locked descriptor of ``path`` that is still that file's; None where file locks are unavailable."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             os.close(fd)
             if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
