@@ -1,17 +1,41 @@
 """Shared fixtures: running the real entry points on the embedded demo data."""
 
+import contextlib
+import fcntl
+import io
+import logging
 import os
+import runpy
+import shutil
+import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
+from neurov1.models.backbones import BUILT_IN
+from neurov1.models.sites import GROUP, SITES, component_order, preset_components
+from neurov1.utils.config import group_options, load_option
+
 REPO = Path(__file__).resolve().parents[1]
 # Under pytest-xdist each worker gets one core's worth of threads instead of fighting over both.
 THREADS = "1" if os.environ.get("PYTEST_XDIST_WORKER") else str(torch.get_num_threads())
 torch.set_num_threads(int(THREADS))
+# The handlers a command may install (Lightning's and neurov1's preemption handling), put back after an in-process run.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+# What the tests iterate over, read from where it is defined: the component options of conf/model/components, the
+# composite model A (its preset ``all``), and the smallest architecture of each built-in backbone family.
+COMPONENTS = sorted(  # those with a _target_ (presets have none), in the order of their sites, as a model lists them
+    (name for name in group_options(GROUP) if "_target_" in load_option(GROUP, name)),
+    key=lambda name: list(SITES).index(load_option(GROUP, name)["site"]),
+)
+ALL = component_order(preset_components("all"))
+FAMILIES = tuple(adapter.archs[0] for adapter in BUILT_IN)
 
 # A few-second demo run: ResNet-18, few crops, one epoch.
 TINY_DEMO = (
@@ -35,20 +59,76 @@ def run_module(
     check: bool = True,
     env: dict[str, str] | None = None,
     hydra: bool = True,
+    process: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <overrides> [paths.log_dir=<log_dir>]`` in a clean, offline environment.
 
-    ``hydra=False`` for argparse commands (no ``paths.log_dir`` override).
+    In this process by default (the command's own ``__main__`` code, its exit status and console output as a real
+    process would give them, without paying the imports again); ``process=True`` starts a real process, for tests
+    about processes themselves. ``hydra=False`` for argparse commands (no ``paths.log_dir`` override).
     """
     variables = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "BRAINIO", "RESULTCACHING"))}
     variables.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, WANDB_SILENT="true", PYTHONUNBUFFERED="1")
     variables.pop("BRAINSCORE_HOME", None)
     variables.update(env or {})
     command = [sys.executable, "-m", module, *overrides, *([f"paths.log_dir={log_dir}"] if hydra else [])]
-    result = subprocess.run(command, cwd=REPO, env=variables, capture_output=True, text=True, timeout=1800)
+    if process or "trainer=ddp" in overrides:  # (Lightning starts the other ranks by re-running the command line)
+        result = subprocess.run(command, cwd=REPO, env=variables, capture_output=True, text=True, timeout=1800)
+    else:
+        result = run_in_process(command, variables)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def run_in_process(command: list[str], variables: dict[str, str]) -> subprocess.CompletedProcess:
+    """``command`` (``python -m <module> ...``) run by this interpreter, as its process would run it: in the
+    repository, with exactly ``variables`` as its environment, its output captured; then the state a command may
+    change (environment, working folder, logging, warning filters, signal handlers, torch's global switches, Hydra's
+    singletons) is put back as it was."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    module, arguments = command[2], command[3:]
+    saved_environment, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_filters = root.handlers[:], root.level, warnings.filters[:]
+    saved_signals = {number: signal.getsignal(number) for number in SIGNALS}
+    saved_torch = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    stdout, stderr, status = io.StringIO(), io.StringIO(), 0
+    os.environ.clear()
+    os.environ.update(variables)
+    sys.argv = [module, *arguments]
+    os.chdir(REPO)
+    GlobalHydra.instance().clear()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+    except SystemExit as exit_:
+        if isinstance(exit_.code, int) or exit_.code is None:
+            status = exit_.code or 0
+        else:  # SystemExit("message"): Python prints the message and exits with status 1
+            status = 1
+            stderr.write(f"{exit_.code}\n")
+    except Exception:
+        status = 1
+        stderr.write(traceback.format_exc())
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        warnings.filters[:] = saved_filters
+        for number, handler in saved_signals.items():
+            signal.signal(number, handler)
+        torch.set_num_threads(saved_torch[0])
+        torch.use_deterministic_algorithms(saved_torch[1])
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_environment)
+    return subprocess.CompletedProcess(command, status, stdout.getvalue(), stderr.getvalue())
 
 
 def run_dirs(log_dir: Path) -> list[Path]:
@@ -62,10 +142,19 @@ def tiny_demo():
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> Path:
-    """The run directory of one tiny demo run of the composite model A (all four components)."""
-    log_dir = tmp_path_factory.mktemp("demo_all")
-    run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
+def demo_run(tmp_path_factory, worker_id) -> Path:
+    """The run directory of one tiny demo run of the composite model A (all four components), trained once per test
+    session: the first worker to need it trains it while holding a lock, the others wait and read it."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # (each xdist worker has a folder of its own inside the session's)
+        shared = shared.parent
+    log_dir, finished = shared / "demo_all", shared / "demo_all.finished"
+    with open(shared / "demo_all.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not finished.exists():
+            shutil.rmtree(log_dir, ignore_errors=True)  # (a worker that failed while training it)
+            run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
+            finished.touch()
     (run_dir,) = run_dirs(log_dir)
     return run_dir
 

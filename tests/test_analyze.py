@@ -8,7 +8,7 @@ import torch
 from hydra import compose, initialize_config_module
 from scipy.stats import f_oneway
 
-from conftest import run_module
+from conftest import ALL, run_module
 from neurov1.analyze import analyze, select_analyses
 from neurov1.components import DoGConv2d, PolarTransform, TunedNormalization
 from neurov1.data.demo import demo_images
@@ -169,15 +169,14 @@ def test_lpips_trunk_comes_from_a_local_file(tmp_path):
 
 
 def test_analysis_selection():
-    all_four = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
     every = ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity", "tuning_curves"]
-    assert select_analyses(None, all_four)[0] == every
+    assert select_analyses(None, ALL)[0] == every
     selected, skipped = select_analyses(None, [])
     assert selected == ["max_activation", "lpips_diversity", "tuning_curves"]
     assert set(skipped) == {"dog", "tuned_norm", "polar"}
-    assert select_analyses(["lpips_diversity", "dog"], all_four)[0] == ["dog", "max_activation", "lpips_diversity"]
+    assert select_analyses(["lpips_diversity", "dog"], ALL)[0] == ["dog", "max_activation", "lpips_diversity"]
     with pytest.raises(ConfigError, match="unknown analysis 'dogg'. Did you mean 'dog'"):
-        select_analyses(["dogg"], all_four)
+        select_analyses(["dogg"], ALL)
     with pytest.raises(ConfigError, match="analysis: dog analyses the center_surround component.*analysis=null"):
         select_analyses(["dog"], ["tuned_norm"])
 

@@ -10,11 +10,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from conftest import ALL, COMPONENTS
 from neurov1.models import resolve_components
 from neurov1.utils.instantiate import instantiate_loggers, keyword_parameters, locate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
 
 
 def compose_train(*overrides: str, hydra_config: bool = False):
@@ -47,9 +47,6 @@ def test_component_presets(overrides, expected):
 def test_component_parameter_override():
     cfg = compose_train("+model/components=all", "model.net.components.center_surround.fraction=0.5")
     assert cfg.model.net.components.center_surround.fraction == 0.5
-
-
-COMPONENTS = ["center_surround", "local_rf", "divisive_norm", "tuned_norm", "cortical_mag"]
 
 
 @pytest.mark.parametrize("name", COMPONENTS)

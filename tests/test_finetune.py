@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_DEMO, run_dirs, run_module
+from conftest import ALL, TINY_DEMO, run_dirs, run_module
 from neurov1.data import DemoDataModule
 from neurov1.data.transforms import imagenet_five_crop_transform, imagenet_val_transform
 
@@ -30,7 +30,7 @@ def test_only_the_head_changes(demo_run, tmp_path, batchnorm):
     assert changed - moved_statistics == {"net.fc.weight", "net.fc.bias"}, "frozen weights must not change"
     assert bool(moved_statistics) == (batchnorm == "train")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["components"] == ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]  # from ckpt_init
+    assert metrics["components"] == ALL  # from ckpt_init
     assert metrics["finetune"] == {"batchnorm": batchnorm} and "val/acc1_five_crop" in metrics["final"]
 
 

@@ -1,7 +1,7 @@
 """Long runs that survive: kill -9, preemption, a full disk, divergence and bad input, on the demo data.
 
 A reference run trains 3 epochs of 5 batches uninterrupted. Each fault-injection test runs the same training, hurts
-it (SIGKILL at a random moment, a kill or a full disk in the middle of a checkpoint or ledger write, a SLURM
+it (SIGKILL at a seeded moment, a kill or a full disk in the middle of a checkpoint or ledger write, a SLURM
 time-limit signal), resumes it, and compares the final weights and metrics.json with the reference.
 """
 
@@ -82,8 +82,9 @@ def wait_for_checkpoint(process: subprocess.Popen, path: Path, step: int) -> Non
         time.sleep(0.05)
 
 
-def kill_at_random_moment(process: subprocess.Popen, seconds: float = 0.5) -> None:
-    delay = random.uniform(0, seconds)
+def kill_at_seeded_moment(process: subprocess.Popen, seed: int, seconds: float = 0.5) -> None:
+    """SIGKILL ``process`` a delay of up to ``seconds`` after now, drawn from ``seed`` (the same point on every run)."""
+    delay = random.Random(seed).uniform(0, seconds)
     print(f"SIGKILL after {delay:.3f} s")
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
@@ -146,11 +147,11 @@ def test_reference_run_learns_and_keeps_the_best_epoch(reference):
 
 
 def test_killed_mid_epoch_resumes_from_its_step_checkpoint_to_the_same_result(reference, tmp_path):
-    """SIGKILL at a random moment of epoch 1 or 2; resumed from step.ckpt; DataLoader workers change nothing."""
+    """SIGKILL at a seeded moment of epoch 1 or 2; resumed from step.ckpt; DataLoader workers change nothing."""
     run_dir, env = tmp_path / "run", environment(tmp_path)
     process = start(run_dir, "data.num_workers=2", env=env)
     wait_for_checkpoint(process, run_dir / "checkpoints" / "step.ckpt", 8)
-    kill_at_random_moment(process)
+    kill_at_seeded_moment(process, seed=1)
     resumed_from = global_step(run_dir / "checkpoints" / "step.ckpt")
     assert resumed_from % BATCHES_PER_EPOCH != 0  # a mid-epoch state
     run_id = torch.load(run_dir / "checkpoints" / "step.ckpt", weights_only=True)["neurov1_run"]["run_id"]
@@ -162,11 +163,11 @@ def test_killed_mid_epoch_resumes_from_its_step_checkpoint_to_the_same_result(re
 
 
 def test_killed_after_an_epoch_resumes_from_last_ckpt_to_the_same_result(reference, tmp_path):
-    """SIGKILL at a random moment after the first epoch; ``ckpt_path=<run>/checkpoints/last.ckpt`` (no folder given)."""
+    """SIGKILL at a seeded moment after the first epoch; ``ckpt_path=<run>/checkpoints/last.ckpt`` (no folder given)."""
     run_dir, env = tmp_path / "run", environment(tmp_path)
     process = start(run_dir, env=env)
     wait_for_checkpoint(process, run_dir / "checkpoints" / "last.ckpt", BATCHES_PER_EPOCH)
-    kill_at_random_moment(process)
+    kill_at_seeded_moment(process, seed=2)
     last = run_dir / "checkpoints" / "last.ckpt"
     assert global_step(last) % BATCHES_PER_EPOCH == 0
     command = [sys.executable, "-m", "neurov1.train", *RUN, f"paths.log_dir={tmp_path}", f"ckpt_path={last}"]

@@ -7,11 +7,9 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, TINY_DEMO, run_dirs, run_module
+from conftest import ALL, REPO, TINY_DEMO, run_dirs, run_module
 from neurov1.results.ledger import load_records
 from neurov1.training.module import NeuroV1Module
-
-ALL = ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
 
 
 def test_run_writes_metrics_and_checkpoints(demo_run):

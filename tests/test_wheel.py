@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO, TINY_DEMO, run_dirs
+from conftest import ALL, REPO, TINY_DEMO, run_dirs
 
 # Run a command of the installed package in a fresh interpreter that cannot see the source tree: no sys.path entry
 # holding a neurov1 package, no editable-install finder; then check where every neurov1 module came from.
@@ -78,4 +78,4 @@ def test_the_wheel_installs_and_trains_the_demo_from_any_folder(tmp_path):
     (run_dir,) = run_dirs(tmp_path / "logs")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["global_step"] == 2
-    assert metrics["components"] == ["center_surround", "local_rf", "tuned_norm", "cortical_mag"]
+    assert metrics["components"] == ALL

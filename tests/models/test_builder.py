@@ -9,6 +9,7 @@ import torch
 import torchvision
 from torch import _dynamo, nn
 
+from conftest import ALL, COMPONENTS, FAMILIES
 from neurov1.components import (
     CenterSurround,
     DivisiveNormalization,
@@ -22,8 +23,7 @@ from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.models import SITES, backbone_for, build_network, count_parameters, rename_legacy_keys, resolve_components
 from neurov1.training.module import NeuroV1Module
 
-NAMES = ["center_surround", "local_rf", "divisive_norm", "tuned_norm", "cortical_mag"]
-ALL = dict.fromkeys(["center_surround", "local_rf", "tuned_norm", "cortical_mag"])
+COMPOSITE = dict.fromkeys(ALL)  # the composite model A as a components mapping
 
 
 def v1_output(model: nn.Module, arch: str, images: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ def test_baseline_is_torchvision_resnet50():
     assert type(model) is torchvision.models.ResNet
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "vgg11_bn"])
+@pytest.mark.parametrize("arch", [*FAMILIES, "resnet50"])
 def test_baseline_forward_equals_torchvision(arch):
     torch.manual_seed(0)
     model = build_network(arch, num_classes=10)
@@ -54,7 +54,9 @@ def test_baseline_forward_equals_torchvision(arch):
     torch.testing.assert_close(model.eval()(images), reference.eval()(images))
 
 
-@pytest.mark.parametrize("components", [{}, *[{name: None} for name in NAMES], ALL], ids=lambda c: "+".join(c) or "-")
+@pytest.mark.parametrize(
+    "components", [{}, *[{name: None} for name in COMPONENTS], COMPOSITE], ids=lambda c: "+".join(c) or "-"
+)
 def test_v1_layer_shape_and_torchvision_names(components):
     model = build_network("resnet50", num_classes=10, components=components)
     names = dict(model.named_modules())
@@ -65,7 +67,7 @@ def test_v1_layer_shape_and_torchvision_names(components):
 
 
 def test_placement_of_every_component_in_resnet50():
-    model = build_network("resnet50", num_classes=10, components={**ALL, "local_rf": {"dropout": 0.5}})
+    model = build_network("resnet50", num_classes=10, components={**COMPOSITE, "local_rf": {"dropout": 0.5}})
     for block in model.layer1:
         assert isinstance(block.conv2.center_surround, CenterSurround)
         assert block.conv2.center_surround.n_dog_channels == 16  # a quarter of the 64 channels of the 3x3 conv
@@ -106,7 +108,7 @@ def test_placement_in_basic_block_resnet18():
 
 
 def test_vgg_offers_every_site_at_the_resolution_of_resnets_layer1():
-    model = build_network("vgg11_bn", num_classes=10, components=ALL)
+    model = build_network("vgg11_bn", num_classes=10, components=COMPOSITE)
     features = model.features
     assert isinstance(features[7], PolarTransform) and features[7].input_size == (32, 32)  # the second max pool
     assert isinstance(features[11], LocallyConnected2d) and features[11].output_size == (16, 16)
@@ -124,14 +126,14 @@ def test_other_depths_build(arch):
 
 
 def test_components_reach_gradients():
-    model = build_network("resnet18", num_classes=4, components=ALL)
+    model = build_network("resnet18", num_classes=4, components=COMPOSITE)
     model(torch.randn(2, 3, 64, 64)).sum().backward()
     for name, parameter in model.layer1.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
 
 
 def test_the_composite_compiles_as_one_graph_in_both_families():
-    for arch in ("resnet18", "vgg11_bn"):
+    for arch in FAMILIES:
         net = build_network(arch, 10, 64, {"center_surround": None, "tuned_norm": None, "cortical_mag": None})
         explanation = _dynamo.explain(net.train())(torch.randn(2, 3, 64, 64))
         assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
@@ -198,7 +200,7 @@ def test_a_backbone_of_your_own_offers_every_site(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "plugins"))
     backbone = "wide_resnet_backbone.WideResNetBackbone"
     module = NeuroV1Module(
-        net={"arch": "resnext50_32x4d", "num_classes": 7, "components": ALL, "backbone": backbone},
+        net={"arch": "resnext50_32x4d", "num_classes": 7, "components": COMPOSITE, "backbone": backbone},
         optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
         scheduler={"_target_": "torch.optim.lr_scheduler.MultiStepLR", "_partial_": True, "milestones": [1]},
     )

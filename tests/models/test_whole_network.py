@@ -13,18 +13,17 @@ import torch.fx
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
+from conftest import COMPONENTS, FAMILIES
 from neurov1.models import SITES, backbone_for, build_network
-from neurov1.utils.config import group_options, load_option
+from neurov1.models.sites import GROUP
+from neurov1.utils.config import load_option
 
-GROUP = "model/components"
-FAMILIES = ("resnet18", "vgg11_bn")
 TOLERANCE = 1e-5
 
 
 def component_sites() -> dict[str, str]:
-    """Every component config of conf/model/components and its site (presets, without _target_, excluded)."""
-    nodes = {name: load_option(GROUP, name) for name in group_options(GROUP)}
-    return {name: node["site"] for name, node in nodes.items() if "_target_" in node}
+    """Every component config of conf/model/components and its site."""
+    return {name: load_option(GROUP, name)["site"] for name in COMPONENTS}
 
 
 def component_sets() -> list[list[str]]:
