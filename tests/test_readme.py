@@ -33,7 +33,7 @@ def test_each_set_up_command_creates_the_environment_when_it_is_missing(tmp_path
     for target, command in (("demo", "-m neurov1.train experiment=demo +model/components=all"), ("test", "-m pytest")):
         plan = make_plan(target, tmp_path / "venv")
         steps = plan.splitlines()
-        assert "-m venv" in steps[0] and "pip install -e '.[dev]'" in plan and command in steps[-1]
+        assert "-m venv" in steps[0] and "pip install -e '.[dev,docs]'" in plan and command in steps[-1]
     (tmp_path / "venv").mkdir()
     (tmp_path / "venv" / ".installed").touch()  # a complete install newer than pyproject.toml: used as it is
     plan = make_plan("test", tmp_path / "venv")
