@@ -5,18 +5,220 @@ train and evaluate; the configuration reference is generated from conf/ at build
 of the output files are checked against the code that writes them.
 """
 
+import ast
+import contextlib
+import importlib.util
+import io
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 
-from neurov1.results.ledger import load_records
+from neurov1.results.ledger import SCHEMAS, load_records
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
+DOCS = REPO / "docs"
 PLUGINS = REPO / "tests" / "plugins"
 SEARCHPATH = f"hydra.searchpath=[file://{PLUGINS / 'conf'}]"
+SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.M)
+BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```$", re.M | re.S)
+
+
+def hook():
+    """docs/hooks/reference.py, the MkDocs hook that generates the reference, as a module."""
+    spec = importlib.util.spec_from_file_location("docs_reference_hook", DOCS / "hooks" / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def page(name: str) -> str:
+    """A page's Markdown with its snippets included, as pymdownx.snippets includes them (paths from the root)."""
+    return SNIPPET.sub(lambda match: (REPO / match.group(1)).read_text().rstrip("\n"), (DOCS / name).read_text())
+
+
+def blocks(name: str, language: str) -> list[tuple[str, str]]:
+    """(title, code) of every fenced ``language`` block of a page."""
+    found = []
+    for lang, attributes, code in BLOCK.findall(page(name)):
+        if lang == language:
+            title = re.search(r'title="([^"]+)"', attributes)
+            found.append((title.group(1) if title else "", code))
+    return found
+
+
+def nav_pages() -> list[str]:
+    """Every page of mkdocs.yml's navigation."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/name:", lambda loader, suffix, node: suffix)
+    config = yaml.load((REPO / "mkdocs.yml").read_text(), Loader=Loader)
+
+    def walk(item):
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):
+            for entry in item:
+                yield from walk(entry)
+        elif isinstance(item, dict):
+            for entry in item.values():
+                yield from walk(entry)
+
+    return list(walk(config["nav"]))
+
+
+# ------------------------------------------------------------------------------------------------------ the pages
+def test_every_page_of_the_site_exists_with_content():
+    pages = nav_pages()
+    assert len(pages) >= 30
+    for name in pages:
+        text = (DOCS / name).read_text()
+        assert text.startswith("# ") and len(text) > 500, name
+    listed = {str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md")}
+    assert listed == set(pages), "every page is in the navigation"
+
+
+def test_the_own_component_example_is_the_one_the_suite_trains():
+    """Moved from the README: the page shows tests/plugins/gabor_bank.py and gabor.yaml, which
+    tests/test_train.py trains, saves and reloads."""
+    ((_, python),) = blocks("how-to/add-a-component.md", "python")
+    yaml_blocks = blocks("how-to/add-a-component.md", "yaml")
+    assert python == (PLUGINS / "gabor_bank.py").read_text()
+    assert yaml_blocks[-1][1] == (PLUGINS / "conf" / "model" / "components" / "gabor.yaml").read_text()
+
+
+def test_the_own_backbone_example_is_the_one_the_suite_builds():
+    """Moved from the README: the page shows tests/plugins/wide_resnet_backbone.py (tests/models/test_builder.py)."""
+    ((_, python),) = blocks("how-to/add-a-backbone.md", "python")
+    assert python == (PLUGINS / "wide_resnet_backbone.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "files"),
+    [
+        ("how-to/add-an-evaluation.md", ["contrast_response.py", "conf/eval/contrast_response.yaml"]),
+        ("how-to/add-a-dataset.md", ["oriented_gratings.py", "conf/data/oriented_gratings.yaml"]),
+        ("how-to/use-from-your-project.md", ["v1_features.py"]),
+    ],
+)
+def test_the_new_how_to_examples_are_the_files_the_suite_runs(name, files):
+    shown = [code for language in ("python", "yaml") for _, code in blocks(name, language)]
+    for file in files:
+        assert (PLUGINS / file).read_text() in shown, file
+
+
+def test_the_python_blocks_of_the_pages_run(tmp_path, monkeypatch):
+    """Every Python block of every page runs (in a folder with an empty ledger), and a ``print(...)  # value``
+    prints that value; blocks that read a run of yours (a ``<run>`` placeholder) are not run."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "results" / "records").mkdir(parents=True)
+    ran = 0
+    for name in nav_pages():
+        for title, code in blocks(name, "python"):
+            if "<run>" in code:
+                continue
+            expected = re.findall(r"^print\(.*\)  # (.+)$", code, re.M)
+            output = io.StringIO()
+            with contextlib.redirect_stdout(output):
+                exec(compile(code, f"{name}: {title or 'block'}", "exec"), {"__name__": "docs_block"})
+            printed = output.getvalue().splitlines()
+            assert printed[: len(expected)] == expected, f"{name}: {title}"
+            ran += 1
+    assert ran >= 6
+
+
+# -------------------------------------------------------------------------------------------- the reference
+def test_the_configuration_reference_names_every_option_and_key():
+    """Moved here: every config option is documented. The reference is generated from conf/, so it lists every
+    group's options and every key of every file; a key without a comment is listed with its default."""
+    reference = hook()
+    text = reference.configuration()
+    for path in sorted(CONF.rglob("*.yaml")):
+        config = reference.read_config(path)
+        if path.parent == CONF:
+            assert f"### `{path.stem}.yaml`" in text, path
+        else:
+            assert f"#### `{path.parent.relative_to(CONF).as_posix()}/{path.stem}`" in text, path
+        for key, _ in reference.flat_values({k: v for k, v in config["values"].items() if k != "defaults"}):
+            assert f"{key}`" in text, f"{path}: {key}"
+    assert "| `model.net.components.center_surround.fraction` | `0.25` |" in text
+    assert "| `data.decode` | `fast` | fast \\| exact |" in text  # a key's yaml comment is its description
+
+
+def test_the_ledger_reference_is_the_schema_the_report_checks():
+    text = hook().ledger_schemas()
+    for command, spec in SCHEMAS.items():
+        assert f"`{command}` records" in text
+        for key in spec:
+            assert f"| `{key}` |" in text, (command, key)
+
+
+def returned_keys(path: Path, function: str) -> set[str]:
+    """The string keys of every dict display in ``function`` of the module at ``path`` (its output's keys)."""
+    tree = ast.parse(path.read_text())
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+    return {
+        key.value
+        for display in ast.walk(node)
+        if isinstance(display, ast.Dict)
+        for key in display.keys
+        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+    }
+
+
+def documented_keys(heading: str) -> str:
+    """The section of reference/outputs.md under ``heading``."""
+    text = (DOCS / "reference" / "outputs.md").read_text()
+    start = text.index(f"## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+@pytest.mark.parametrize(
+    ("heading", "writers"),
+    [
+        ("`metrics.json`", [("training/run.py", "run_summary")]),
+        (
+            "`v1_scores.json`",
+            [
+                ("evaluation/brainscore/scoring.py", "header"),
+                ("evaluation/brainscore/scoring.py", "summarize"),
+                ("evaluation/brainscore/scoring.py", "score_entry"),
+                ("evaluation/brainscore/evaluation.py", "evaluate_v1"),
+            ],
+        ),
+        (
+            "`v1_probe.json`",
+            [("evaluation/v1_probe.py", "probe_v1"), ("evaluation/probe/scoring.py", "distribution_summary")],
+        ),
+    ],
+)
+def test_the_output_schemas_name_every_key_the_code_writes(heading, writers):
+    section = documented_keys(heading)
+    src = REPO / "src" / "neurov1"
+    for module, function in writers:
+        for key in returned_keys(src / module, function):
+            assert f"`{key}`" in section or f"{key}_" in section, f"{heading}: {key} ({module}:{function})"
+
+
+@pytest.mark.slow
+def test_the_site_builds_strictly(tmp_path):
+    """``make docs`` (also run by .ci/run): no warning, broken link or missing reference."""
+    pytest.importorskip("mkdocs")
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# -------------------------------------------------------------------------------- the how-to examples, run
 
 
 def compose_command(config: str, *overrides: str, out: Path):
