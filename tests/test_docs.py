@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -214,7 +215,9 @@ def test_the_site_builds_strictly(tmp_path):
     """``make docs`` (also run by .ci/run): no warning, broken link or missing reference."""
     pytest.importorskip("mkdocs")
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1"})
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
