@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -288,3 +289,52 @@ def test_the_dataset_example_trains_a_model(tmp_path, monkeypatch):
     assert metrics["status"] == "completed" and metrics["data"]["name"] == "OrientedGratingsDataModule"
     assert metrics["data"]["num_classes"] == 4 and metrics["global_step"] == 2
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+# ------------------------------------------------------------------------------------------- the command lines
+COMMANDS = ("train", "evaluate", "analyze", "export", "prepare")  # the Hydra commands (report, corrupt: argparse)
+NOT_YET = ("how-to/where-to-look.md",)  # documents issue 19's options before they are merged
+
+
+def command_lines(text: str) -> list[str]:
+    """The ``python -m neurov1.<Hydra command>`` lines of the bash blocks of ``text`` (continuations joined)."""
+    lines = []
+    for language, _, code in BLOCK.findall(text):
+        if language != "bash":
+            continue
+        for line in code.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if re.search(rf"python -m neurov1\.({'|'.join(COMMANDS)})\b", line):
+                lines.append(line)
+    return lines
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    sources = {"README.md": (REPO / "README.md").read_text()}
+    sources |= {name: page(name) for name in nav_pages() if name not in NOT_YET}
+    return [(name, line) for name, text in sources.items() for line in command_lines(text)]
+
+
+def test_every_documented_command_composes():
+    """Every neurov1 command line of the README and the pages composes with the real configs: its groups, options
+    and keys exist (placeholders such as <run> are values; plug-in folders are tests/plugins)."""
+    commands = documented_commands()
+    assert len(commands) >= 40
+    seen = set()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for name, line in commands:
+            words = shlex.split(re.sub(r"<[^>]*>", "placeholder", line))
+            start = words.index("-m") + 1
+            overrides = [
+                word.replace("file://my_configs", f"file://{PLUGINS / 'conf'}")
+                for word in words[start + 1 :]
+                if "=" in word and not word.startswith("-")
+            ]
+            if (words[start], *overrides) in seen:
+                continue
+            seen.add((words[start], *overrides))
+            hydra_keys = any(o.startswith(("hydra/", "hydra.")) and "searchpath" not in o for o in overrides)
+            try:
+                compose(words[start].removeprefix("neurov1."), overrides=overrides, return_hydra_config=hydra_keys)
+            except Exception as error:
+                pytest.fail(f"{name}: {line}\n{type(error).__name__}: {error}")
