@@ -7,6 +7,7 @@ of the output files are checked against the code that writes them.
 
 import ast
 import contextlib
+import importlib
 import importlib.util
 import io
 import json
@@ -338,3 +339,30 @@ def test_every_documented_command_composes():
                 compose(words[start].removeprefix("neurov1."), overrides=overrides, return_hydra_config=hydra_keys)
             except Exception as error:
                 pytest.fail(f"{name}: {line}\n{type(error).__name__}: {error}")
+
+
+def python_object(dotted: str) -> bool:
+    """Whether ``dotted`` is a module of neurov1 or an attribute (chain) of one."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for attribute in parts[end:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def test_the_files_and_names_the_pages_give_exist():
+    """A path the README or a page names in code (``tests/...``, ``src/...``, ``conf/...``) is in the repository, and
+    a dotted ``neurov1.`` name is a module of neurov1 or an attribute of one."""
+    texts = {"README.md": (REPO / "README.md").read_text()} | {name: page(name) for name in nav_pages()}
+    for name, text in texts.items():
+        for path in re.findall(r"`((?:tests|src|conf|docs|experiments)/[\w/.-]+)`", text):
+            assert (REPO / path.split("::")[0]).exists(), f"{name}: {path}"
+        for dotted in sorted(set(re.findall(r"`(neurov1(?:\.\w+)+)`", text))):
+            assert python_object(dotted), f"{name}: {dotted}"

@@ -32,7 +32,7 @@ def gratings(size: int, cycles: float, contrast: float) -> torch.Tensor:
 
 
 class ContrastResponse(Evaluation):
-    """Mean V1 response to gratings at each contrast (settings: ``conf/eval/contrast_response.yaml``)."""
+    """Mean V1 response to gratings at each contrast (settings: ``eval/contrast_response.yaml`` of your configs)."""
 
     name = "contrast_response"  # the ledger's eval field
 
