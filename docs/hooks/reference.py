@@ -111,7 +111,7 @@ def show(value: Any) -> str:
         return "[" + ", ".join(show(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{key}: {show(item)}" for key, item in value.items()) + "}"
-    return str(value)
+    return str(value) if value != "" else '""'
 
 
 def text(comment: str) -> str:
@@ -149,6 +149,8 @@ def defaults_line(defaults: list[Any]) -> str:
 def keys_table(config: dict[str, Any], prefix: str) -> list[str]:
     """The Markdown table of a config's keys (as overridden on the command line), defaults and comments."""
     values = {key: value for key, value in config["values"].items() if key != "defaults"}
+    if not values:
+        return []
     rows = []
     for key, value in flat_values(values):
         full = f"{prefix}.{key}" if prefix else key
