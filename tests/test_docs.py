@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -286,7 +287,12 @@ def test_the_dataset_example_trains_a_model(tmp_path, monkeypatch):
         "~callbacks.model_summary",
         out=tmp_path,
     )
-    metrics = train(cfg)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        metrics = train(cfg)
+    finally:  # the run takes over the preemption signals; this test process keeps its own
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     assert metrics["status"] == "completed" and metrics["data"]["name"] == "OrientedGratingsDataModule"
     assert metrics["data"]["num_classes"] == 4 and metrics["global_step"] == 2
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
