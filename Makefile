@@ -1,4 +1,5 @@
-# neurov1: make demo | make test | make bench | make bench-gpu (each creates the environment .venv when missing)
+# neurov1: make demo | make test | make docs | make bench | make bench-gpu (each creates the environment .venv when
+# missing)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,14 +8,14 @@ INSTALLED := $(VENV)/.installed
 # Tests run in 2 processes on the 2-core reference machine, one torch thread each.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: install demo test test-slow bench bench-gpu lint clean
+.PHONY: install demo test test-slow docs docs-serve bench bench-gpu lint clean
 
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	BS_INSTALL_DEPENDENCIES=no $(PY) -m pip install -e '.[dev]'
+	BS_INSTALL_DEPENDENCIES=no $(PY) -m pip install -e '.[dev,docs]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -26,6 +27,13 @@ test: $(INSTALLED)
 test-slow: $(INSTALLED)
 	$(PY) -m pytest -m slow
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a warning, broken link or missing reference fails.
+docs: $(INSTALLED)
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(INSTALLED)
+	$(VENV)/bin/mkdocs serve
+
 bench: $(INSTALLED)
 	$(PY) -m neurov1.bench model data probe
 
@@ -34,8 +42,8 @@ bench-gpu: $(INSTALLED)
 	$(PY) -m neurov1.bench gpu
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests docs/hooks
+	$(VENV)/bin/ruff format --check src tests docs/hooks
 
 clean:
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun .pytest_cache site

@@ -1,7 +1,11 @@
-"""The README's promises that a newcomer tries word for word: two set-up commands, and examples the suite runs."""
+"""The README's promises that a newcomer tries word for word: two set-up commands, and the example the suite runs.
+
+The examples that moved to the documentation site (own component, own backbone) are checked in tests/test_docs.py.
+"""
 
 import os
 import re
+import runpy
 import subprocess
 from pathlib import Path
 
@@ -33,7 +37,7 @@ def test_each_set_up_command_creates_the_environment_when_it_is_missing(tmp_path
     for target, command in (("demo", "-m neurov1.train experiment=demo +model/components=all"), ("test", "-m pytest")):
         plan = make_plan(target, tmp_path / "venv")
         steps = plan.splitlines()
-        assert "-m venv" in steps[0] and "pip install -e '.[dev]'" in plan and command in steps[-1]
+        assert "-m venv" in steps[0] and "pip install -e '.[dev,docs]'" in plan and command in steps[-1]
     (tmp_path / "venv").mkdir()
     (tmp_path / "venv" / ".installed").touch()  # a complete install newer than pyproject.toml: used as it is
     plan = make_plan("test", tmp_path / "venv")
@@ -41,22 +45,30 @@ def test_each_set_up_command_creates_the_environment_when_it_is_missing(tmp_path
 
 
 def code_blocks(title: str) -> list[str]:
-    """The fenced python/yaml blocks of a README section, without their first line (the file name comment)."""
-    return [block.split("\n", 1)[1] for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section(title), re.S)]
+    """The fenced python/yaml blocks of a README section."""
+    return re.findall(r"```(?:python|yaml)\n(.*?)```", section(title), re.S)
 
 
-def test_the_own_component_example_is_the_one_the_suite_trains():
-    python, yaml = code_blocks("### Add your own component")
-    assert python == (PLUGINS / "gabor_bank.py").read_text()
-    assert yaml == (PLUGINS / "conf" / "model" / "components" / "gabor.yaml").read_text()
+def test_the_readme_is_short_and_its_links_lead_somewhere():
+    """At most 12 KB (the rest is on the documentation site), and every relative link names a file of the repository
+    (with its anchor, when it gives one, a heading of that page)."""
+    assert len(README.encode()) <= 12 * 1024
+    links = re.findall(r"\]\(([^)#\s]+)(?:#([^)\s]+))?\)", README)
+    assert links, "the README links into the documentation"
+    for target, anchor in links:
+        if target.startswith(("http://", "https://")):
+            continue
+        path = REPO / target
+        assert path.exists(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", path.read_text(), re.M)
+            slugs = {re.sub(r"[^a-z0-9_ -]", "", heading.lower()).strip().replace(" ", "-") for heading in headings}
+            assert anchor in slugs, f"{target}#{anchor}"
 
 
-def test_the_own_backbone_example_is_the_one_the_suite_builds():
-    (python,) = code_blocks("### Add a backbone")
-    assert python == (PLUGINS / "wide_resnet_backbone.py").read_text()
-
-
-def test_the_dependency_example_reads_v1_with_the_feature_extractor(capsys):
+def test_the_dependency_example_is_the_file_the_suite_runs(capsys):
+    """The README's "Use neurov1 from your project" block is tests/plugins/v1_features.py, and it runs."""
     (python,) = code_blocks("## Use neurov1 from your project")
-    exec(compile(python, "v1_features.py", "exec"), {})
+    assert python == (PLUGINS / "v1_features.py").read_text()
+    runpy.run_path(str(PLUGINS / "v1_features.py"), run_name="__main__")
     assert capsys.readouterr().out.strip() == "torch.Size([2, 64, 16, 16])"

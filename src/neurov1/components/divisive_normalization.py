@@ -16,8 +16,10 @@ class DivisiveNormalization(nn.Module):
 
     G[o, i] is a k x k anisotropic Gaussian pool per (output, input) channel pair, with x the column and
     y the row offset (px) from the kernel centre:
+
         G[o, i](x, y) = |A| / (2 pi rho sigma) exp(-(xr^2 / rho^2 + yr^2 / sigma^2) / 2),
         xr = (x - v) cos(theta) + (y - w) sin(theta),  yr = -(x - v) sin(theta) + (y - w) cos(theta).
+
     Per pair: amplitude A (init U(0, 1)), widths rho, sigma (px, init U(1, 2)), orientation theta (rad,
     init U(0, 2 pi)), centre offsets v, w (px, init N(0, 1)).
     Clamps: rho^2 and sigma^2 are clamped at >= 0.1 px^2 in the exponent and in the normaliser

@@ -14,7 +14,7 @@ workers. ``data.decode=fast`` (the default) produces the same samples in fewer s
 
 Validation (Resize 256, CenterCrop 224, Resize 64; or the five crops of 224) maps the same boxes back onto the
 original image and resamples each straight to 64 px. Mean PSNR against the reference output for the same box, on
-photographs: see ``tests/data/test_decode.py`` and the README.
+photographs: see ``tests/data/test_decode.py`` and docs/operations/data-path.md.
 """
 
 import math
@@ -27,7 +27,7 @@ from torchvision import transforms as T
 RESAMPLE = Image.Resampling.BILINEAR  # torchvision's Resize on PIL images: bilinear, antialiased by Pillow
 DCT_FACTORS = (8, 4, 2)  # the reduced scales a JPEG decoder offers (1/8, 1/4, 1/2)
 # The decoded crop box keeps at least this many times the output size in pixels. Measured on 500 px photographs
-# (README, "The data path"): training 1.0 (mean PSNR 45 dB against the reference, 2.0x its speed), validation 1.5
+# (docs/operations/data-path.md): training 1.0 (mean PSNR 45 dB against the reference, 2.0x its speed), validation 1.5
 # (50 dB; decoding is not its bottleneck).
 TRAIN_MIN_BOX_OVER_OUTPUT = 1.0
 VAL_MIN_BOX_OVER_OUTPUT = 1.5

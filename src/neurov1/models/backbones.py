@@ -7,7 +7,7 @@ which layers an Appendix-B-style scan scores (:meth:`Backbone.scan_layers`); and
 (:meth:`Backbone.classifier`, for fine-tuning).
 
 Built in: :class:`ResNetBackbone` (resnet18/34/50/101) and :class:`VGGBackbone` (vgg11/13/16/19_bn). Another
-family is a subclass named by ``model.net.backbone=<package.Class>`` (README, "Add a backbone").
+family is a subclass named by ``model.net.backbone=<package.Class>`` (docs/how-to/add-a-backbone.md).
 """
 
 from dataclasses import dataclass

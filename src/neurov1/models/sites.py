@@ -90,7 +90,7 @@ def _preset(name: str) -> dict[str, Any]:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
             f"{KEY}: unknown component {name!r}.{hint} Known: {', '.join(known)}; a component of your own needs its "
-            f"node with _target_ and site (see README, 'Add your own component')."
+            f"node with _target_ and site (see docs/how-to/add-a-component.md)."
         )
     return preset
 
@@ -105,7 +105,9 @@ def resolve_component(name: str, node: Mapping[str, Any] | None) -> dict[str, An
     factory = instantiate({"_target_": node["_target_"], **parameters}, key=key, _partial_=True)
     site = node.get("site")
     if site not in SITES:
-        raise ConfigError(f"{key}.site: {site!r} is not a site; choose one of {', '.join(SITES)} (README: sites).")
+        raise ConfigError(
+            f"{key}.site: {site!r} is not a site; choose one of {', '.join(SITES)} (docs/concepts/components.md)."
+        )
     accepted = keyword_parameters(factory.func)
     geometry = SITES[site].geometry
     own = [p for p in accepted if p not in geometry]
