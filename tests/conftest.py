@@ -84,12 +84,14 @@ def run_module(
 def run_in_process(command: list[str], variables: dict[str, str]) -> subprocess.CompletedProcess:
     """``command`` (``python -m <module> ...``) run by this interpreter, as its process would run it: in the
     repository, with exactly ``variables`` as its environment, its output captured; then the state a command may
-    change (environment, working folder, logging, warning filters, signal handlers, torch's global switches, Hydra's
-    singletons) is put back as it was."""
+    change (environment, import path and the modules imported from it, working folder, logging, warning filters,
+    signal handlers, torch's global switches, Hydra's singletons) is put back as it was."""
     from hydra.core.global_hydra import GlobalHydra
 
     module, arguments = command[2], command[3:]
-    saved_environment, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    saved_environment, saved_argv, saved_cwd, saved_path = dict(os.environ), sys.argv, os.getcwd(), sys.path[:]
+    # PYTHONPATH entries the command gets (and this process has not) go before the others, as Python would put them
+    added = [entry for entry in variables.get("PYTHONPATH", "").split(os.pathsep) if entry and entry not in sys.path]
     root = logging.getLogger()
     saved_handlers, saved_level, saved_filters = root.handlers[:], root.level, warnings.filters[:]
     saved_signals = {number: signal.getsignal(number) for number in SIGNALS}
@@ -98,6 +100,7 @@ def run_in_process(command: list[str], variables: dict[str, str]) -> subprocess.
     os.environ.clear()
     os.environ.update(variables)
     sys.argv = [module, *arguments]
+    sys.path[:0] = added
     os.chdir(REPO)
     GlobalHydra.instance().clear()
     try:
@@ -126,6 +129,10 @@ def run_in_process(command: list[str], variables: dict[str, str]) -> subprocess.
         torch.use_deterministic_algorithms(saved_torch[1])
         os.chdir(saved_cwd)
         sys.argv = saved_argv
+        sys.path[:] = saved_path
+        for name, loaded in list(sys.modules.items()):  # the command's own modules from those entries
+            if any(str(getattr(loaded, "__file__", None) or "").startswith(entry) for entry in added):
+                del sys.modules[name]
         os.environ.clear()
         os.environ.update(saved_environment)
     return subprocess.CompletedProcess(command, status, stdout.getvalue(), stderr.getvalue())
