@@ -32,6 +32,7 @@ def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tm
             "eval=v1",
             log_dir=scratch / "runs",
             env=evaluation_env(stimulus_cache, scratch),
+            process=True,  # two fresh processes (Brain-Score keeps its caches for the life of a process)
         )
         (run_dir,) = {p.parent for p in (scratch / "runs").rglob("v1_scores.json")}
         reports.append(json.loads((run_dir / "v1_scores.json").read_text()))
