@@ -98,6 +98,11 @@ def _preset(name: str) -> dict[str, Any]:
 def resolve_component(name: str, node: Mapping[str, Any] | None) -> dict[str, Any]:
     """One component's complete node: ``_target_``, ``site`` and every constructor parameter (defaults filled)."""
     node = dict(node or {})
+    if "_target_" not in node and "fixation" in node:
+        raise ConfigError(
+            f"{KEY}.{name}.fixation: a fixation policy moves the polar map of the cortical magnification, which this "
+            "model does not have: add it (+model/components=cortical_mag or all) or drop the fixation override."
+        )
     if "_target_" not in node:
         node = {**_preset(name), **node}
     key = f"{KEY}.{name}"

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from neurov1.components.cortical_magnification import GAZES, PolarTransform
+from neurov1.components.fixation import GivenFixation, grid_glimpses
 from neurov1.errors import ConfigError, Diverged
 from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
 from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
@@ -63,10 +65,31 @@ class NeuroV1Module(L.LightningModule):
         scoring: the model's :class:`ScoringContract` (what every scoring path reads), saved with it; null: made
             from the settings above (the backbone's V1 layer, ``input_size``, ``visual_degrees``, the data's
             normalisation and ``five_crop``), as for checkpoints from before it was saved.
+        gaze: where the cortical magnification looks during neural scoring (``eval=v1|v1_probe|regions``, the
+            Brain-Score export read it from ``model.gaze``): ``center`` pins it at the polar centre (the monkeys
+            fixated the screen's centre), ``free`` lets the fixation policy choose. Not a hyperparameter.
+        glimpses: at validation, also the mean prediction over the policy's k best fixations
+            (``val/acc1_glimpses``; 1: none). Not a hyperparameter.
+
+    With a fixation policy (``fixation=learned|saliency|given``) a batch may carry each image's object centre
+    (``(images, labels, centers)``; ``(x, y)`` in [-1, 1], NaN where unknown): ``given`` fixates there, ``learned``
+    adds its ``loss_weight`` x the mean squared distance of its fixation to the known centres to the loss
+    (``train/fixation_loss``), and validation logs ``val/fixation_error``, the mean distance in degrees of visual
+    angle (``visual_degrees`` per image width) of the fixation (the polar centre without a policy) to the centre.
     """
 
     # The metrics this module logs (a checkpoint's ``monitor`` is checked against them before training).
-    LOGGED_METRICS = ("val/acc1", "val/acc5", "val/loss", "val/acc1_five_crop", "train/loss", "train/acc1")
+    LOGGED_METRICS = (
+        "val/acc1",
+        "val/acc5",
+        "val/loss",
+        "val/acc1_five_crop",
+        "val/acc1_glimpses",
+        "val/fixation_error",
+        "train/loss",
+        "train/acc1",
+        "train/fixation_loss",
+    )
 
     def __init__(
         self,
@@ -80,8 +103,16 @@ class NeuroV1Module(L.LightningModule):
         channels_last: bool | str = "auto",
         compile: bool = False,
         scoring: dict[str, Any] | None = None,
+        gaze: str = "center",
+        glimpses: int = 1,
     ) -> None:
         super().__init__()
+        if gaze not in GAZES:
+            raise ConfigError(f"model.gaze: center (pinned at the polar centre) or free (the policy), got {gaze!r}.")
+        if isinstance(glimpses, bool) or not isinstance(glimpses, int) or glimpses < 1:
+            raise ConfigError(f"model.glimpses: a positive integer (1: one fixation), got {glimpses!r}.")
+        self.gaze = gaze
+        self.glimpses = glimpses
         net = {"backbone": None, **net, "components": resolve_components(net.get("components") or {})}
         if finetune is not None and finetune.get("batchnorm") not in ("train", "eval"):
             raise ConfigError(f"finetune.batchnorm must be train or eval, got {finetune.get('batchnorm')!r}")
@@ -125,6 +156,8 @@ class NeuroV1Module(L.LightningModule):
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc1_glimpses = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_fixation_error = MeanMetric()
         self.loss = nn.CrossEntropyLoss()
         self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
 
@@ -185,10 +218,70 @@ class NeuroV1Module(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, labels = batch
-        logits = self(images)
+    @property
+    def polar_transforms(self) -> list[PolarTransform]:
+        """The network's cortical magnification modules (where fixation policies live)."""
+        return [module for module in self.net.modules() if isinstance(module, PolarTransform)]
+
+    @property
+    def fixation_policy(self) -> str:
+        """``center`` (no policy, or no cortical magnification), or the policy's name."""
+        policies = [polar.fixation.policy for polar in self.polar_transforms if polar.fixation is not None]
+        return policies[0] if policies else "center"
+
+    def look(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
+        """The logits, with ``centers`` (N, 2) given to the ``given`` policy (None: it fixates the centre)."""
+        for polar in self.polar_transforms:
+            if isinstance(polar.fixation, GivenFixation):
+                polar.fixation.given = centers
+        try:
+            return self(images)
+        finally:
+            for polar in self.polar_transforms:
+                if isinstance(polar.fixation, GivenFixation):
+                    polar.fixation.given = None
+
+    def fixations(self, count: int) -> Tensor | None:
+        """(count, 2) the last forward's fixation of the first cortical magnification (its polar centre without a
+        policy); None without cortical magnification (the model looks at the image centre)."""
+        for polar in self.polar_transforms:
+            if polar.last_fixation is not None and len(polar.last_fixation) == count:
+                return polar.last_fixation
+            return torch.tensor(polar.center_xy).expand(count, 2)
+        return None
+
+    def fixation_loss(self, centers: Tensor | None) -> Tensor | None:
+        """``loss_weight`` x the mean squared distance of each learned fixation to the known centres, or None."""
+        if centers is None:
+            return None
+        known = ~centers.isnan().any(-1)
+        losses = [
+            polar.fixation.loss_weight * (polar.last_fixation[known] - centers[known]).square().sum(-1).mean()
+            for polar in self.polar_transforms
+            if polar.fixation is not None and polar.fixation.loss_weight > 0 and polar.last_fixation is not None
+        ]
+        if not losses or not bool(known.any()):
+            return None
+        return torch.stack(losses).sum()
+
+    def fixation_error(self, centers: Tensor) -> Tensor:
+        """(n,) distances in degrees of visual angle from each fixation to its known centre (rows without one
+        left out); the image centre for a model without cortical magnification."""
+        known = ~centers.isnan().any(-1)
+        fixations = self.fixations(len(centers))
+        fixations = centers.new_zeros(centers.shape) if fixations is None else fixations.to(centers)
+        degrees_per_unit = self.hparams["visual_degrees"] / 2  # one image width is 2 units
+        return (fixations[known] - centers[known]).norm(dim=-1) * degrees_per_unit
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        images, labels, *rest = batch
+        centers = rest[0] if rest else None
+        logits = self.look(images, centers)
         loss = self.loss(logits, labels)
+        auxiliary = self.fixation_loss(centers)
+        if auxiliary is not None:
+            self.log("train/fixation_loss", auxiliary.detach(), on_step=True, on_epoch=True)
+            loss = loss + auxiliary
         self.train_acc1(logits.detach(), labels)
         self.log_training(loss)
         return loss
@@ -241,15 +334,51 @@ class NeuroV1Module(L.LightningModule):
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch
+    def glimpse_predictions(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
+        """(N, classes) the mean softmax over ``glimpses`` fixations: the policy's k best (its own first, then its
+        map's peaks; without a policy the centre and a 3x3 grid at 0.4 of the half-width, the paper's five crops
+        as polar fixations)."""
+        polars = self.polar_transforms
+        if not polars:
+            return self.look(images, centers).softmax(-1)
+        for polar in polars:
+            polar.glimpse_count = self.glimpses
+        try:
+            probabilities = [self.look(images, centers).softmax(-1)]
+        finally:
+            for polar in polars:
+                polar.glimpse_count = 1
+        chosen = [
+            polar.last_glimpses if polar.last_glimpses is not None else grid_glimpses(self.glimpses).to(images)
+            for polar in polars
+        ]
+        for i in range(1, self.glimpses):
+            for polar, fixations in zip(polars, chosen, strict=True):
+                polar.gaze = fixations[:, i] if fixations.ndim == 3 else fixations[i].expand(len(images), 2)
+            try:
+                probabilities.append(self.look(images, centers).softmax(-1))
+            finally:
+                for polar in polars:
+                    polar.gaze = None
+        return torch.stack(probabilities).mean(0)
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        images, labels, *rest = batch
+        centers = rest[0] if rest else None
         if images.ndim == 5:  # five crops (N, 5, C, H, W): the prediction is the mean softmax over the crops
             views = self(images.flatten(0, 1)).unflatten(0, images.shape[:2])
             self.val_acc1_five_crop(views.softmax(-1).mean(1), labels)
             self.log("val/acc1_five_crop", self.val_acc1_five_crop, prog_bar=True)
             logits = views[:, 4]  # the centre crop: the single-crop evaluation
         else:
-            logits = self(images)
+            if self.glimpses > 1:
+                self.val_acc1_glimpses(self.glimpse_predictions(images, centers), labels)
+                self.log("val/acc1_glimpses", self.val_acc1_glimpses, prog_bar=True)
+            logits = self.look(images, centers)
+            if centers is not None and bool((~centers.isnan().any(-1)).any()):
+                errors = self.fixation_error(centers)
+                self.val_fixation_error(errors)
+                self.log("val/fixation_error", self.val_fixation_error)
         self.val_acc1(logits, labels)
         self.val_acc5(logits, labels)
         self.log("val/loss", self.loss(logits, labels), prog_bar=True, sync_dist=True)
