@@ -50,10 +50,13 @@ def centroid(weights: Tensor) -> Tensor:
 
 def shift_to(x: Tensor, fixation: Tensor, center: tuple[float, float] = (0.0, 0.0)) -> Tensor:
     """Translate (N, C, H, W) maps so that the point ``fixation`` (N, 2) lands on ``center`` (bilinear, zeros
-    outside). Differentiable in both; where fixation equals center the input is returned exactly."""
+    outside). Differentiable in both. Where a fixation that needs no gradient (given, pinned, parameter free)
+    equals center, the input is returned exactly (a learned one is always sampled, so its gradient flows)."""
     offset = fixation - fixation.new_tensor(center)
     grid = pixel_grid(*x.shape[-2:], device=x.device, dtype=x.dtype)[None] + offset[:, None, None, :]
     shifted = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if fixation.requires_grad:
+        return shifted
     still = (offset == 0).all(dim=-1)[:, None, None, None]
     return torch.where(still, x, shifted)
 

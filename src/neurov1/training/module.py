@@ -315,6 +315,12 @@ class NeuroV1Module(L.LightningModule):
                 "weights."
             )
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Drop the graph of the recorded fixations (so the network can be copied, e.g. for an evaluation)."""
+        for polar in self.polar_transforms:
+            if polar.last_fixation is not None:
+                polar.last_fixation = polar.last_fixation.detach()
+
     def on_train_epoch_end(self) -> None:
         self.check_last_loss()
 
