@@ -198,3 +198,13 @@ def test_off_centre_demo_places_each_crop_where_its_centre_says():
             outside = image.astype(float)
             outside[window] = np.nan
             assert np.nanstd(outside) < 0.45 * crops[0].std()  # clutter at 35% contrast
+
+
+def test_the_fixation_figure_draws_every_image_with_its_fixation(tmp_path):
+    from neurov1.inspection.fixation import fixation_figure
+
+    model = module("GivenFixation")
+    centers = torch.tensor([[0.5, -0.5], [float("nan"), float("nan")], [-0.25, 0.25]])
+    drawn = fixation_figure(model, torch.randn(3, 3, 64, 64), centers, tmp_path / "fixations.png", "given")
+    assert (tmp_path / "fixations.png").stat().st_size > 0 and drawn["policy"] == "given"
+    assert drawn["fixations"] == [[0.5, -0.5], [0.0, 0.0], [-0.25, 0.25]]

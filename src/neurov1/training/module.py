@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from neurov1.components.cortical_magnification import GAZES, PolarTransform
 from neurov1.components.fixation import GivenFixation, grid_glimpses
 from neurov1.errors import ConfigError, Diverged
+from neurov1.inspection.fixation import FIGURE, fixation_figure, validation_samples
 from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
 from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.training.checkpoints import LOWER_LR_HINT, read_checkpoint
@@ -320,6 +321,21 @@ class NeuroV1Module(L.LightningModule):
         for polar in self.polar_transforms:
             if polar.last_fixation is not None:
                 polar.last_fixation = polar.last_fixation.detach()
+
+    def on_fit_end(self) -> None:
+        """``fixations.png`` in the run folder (and to W&B): validation images with the chosen fixations, the known
+        object centres and the polar rings (models with cortical magnification)."""
+        trainer = self.trainer
+        dataset = getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule is not None else None
+        if not self.polar_transforms or dataset is None or not trainer.is_global_zero:
+            return
+        images, centers = validation_samples(dataset, 16)
+        path = Path(trainer.default_root_dir) / FIGURE
+        mean, std = self.scoring.channel_mean()[0], self.scoring.channel_std()[0]
+        fixation_figure(self, images.to(self.device), centers, path, self.components[-1], mean, std)
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.log_image("fixations", [str(path)])
 
     def on_train_epoch_end(self) -> None:
         self.check_last_loss()
