@@ -12,10 +12,9 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from neurov1.components.cortical_magnification import GAZES, PolarTransform
-from neurov1.components.fixation import GivenFixation, grid_glimpses
 from neurov1.errors import ConfigError, Diverged
 from neurov1.inspection.fixation import FIGURE, fixation_figure, validation_samples
-from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
+from neurov1.models import backbone_for, build_network, fixation, rename_legacy_keys, resolve_components
 from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.training.checkpoints import LOWER_LR_HINT, read_checkpoint
 from neurov1.utils.instantiate import instantiate, keyword_parameters
@@ -222,34 +221,20 @@ class NeuroV1Module(L.LightningModule):
     @property
     def polar_transforms(self) -> list[PolarTransform]:
         """The network's cortical magnification modules (where fixation policies live)."""
-        return [module for module in self.net.modules() if isinstance(module, PolarTransform)]
+        return fixation.polar_transforms(self.net)
 
     @property
     def fixation_policy(self) -> str:
         """``center`` (no policy, or no cortical magnification), or the policy's name."""
-        policies = [polar.fixation.policy for polar in self.polar_transforms if polar.fixation is not None]
-        return policies[0] if policies else "center"
+        return fixation.fixation_policy(self.net)
 
     def look(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
         """The logits, with ``centers`` (N, 2) given to the ``given`` policy (None: it fixates the centre)."""
-        for polar in self.polar_transforms:
-            if isinstance(polar.fixation, GivenFixation):
-                polar.fixation.given = centers
-        try:
-            return self(images)
-        finally:
-            for polar in self.polar_transforms:
-                if isinstance(polar.fixation, GivenFixation):
-                    polar.fixation.given = None
+        return fixation.look(self.net, images, centers)
 
     def fixations(self, count: int) -> Tensor | None:
-        """(count, 2) the last forward's fixation of the first cortical magnification (its polar centre without a
-        policy); None without cortical magnification (the model looks at the image centre)."""
-        for polar in self.polar_transforms:
-            if polar.last_fixation is not None and len(polar.last_fixation) == count:
-                return polar.last_fixation
-            return torch.tensor(polar.center_xy).expand(count, 2)
-        return None
+        """(count, 2) the last forward's fixations (:func:`neurov1.models.fixation.last_fixations`)."""
+        return fixation.last_fixations(self.net, count)
 
     def fixation_loss(self, centers: Tensor | None) -> Tensor | None:
         """``loss_weight`` x the mean squared distance of each learned fixation to the known centres, or None."""
@@ -357,32 +342,9 @@ class NeuroV1Module(L.LightningModule):
                     module.eval()
 
     def glimpse_predictions(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
-        """(N, classes) the mean softmax over ``glimpses`` fixations: the policy's k best (its own first, then its
-        map's peaks; without a policy the centre and a 3x3 grid at 0.4 of the half-width, the paper's five crops
-        as polar fixations)."""
-        polars = self.polar_transforms
-        if not polars:
-            return self.look(images, centers).softmax(-1)
-        for polar in polars:
-            polar.glimpse_count = self.glimpses
-        try:
-            probabilities = [self.look(images, centers).softmax(-1)]
-        finally:
-            for polar in polars:
-                polar.glimpse_count = 1
-        chosen = [
-            polar.last_glimpses if polar.last_glimpses is not None else grid_glimpses(self.glimpses).to(images)
-            for polar in polars
-        ]
-        for i in range(1, self.glimpses):
-            for polar, fixations in zip(polars, chosen, strict=True):
-                polar.gaze = fixations[:, i] if fixations.ndim == 3 else fixations[i].expand(len(images), 2)
-            try:
-                probabilities.append(self.look(images, centers).softmax(-1))
-            finally:
-                for polar in polars:
-                    polar.gaze = None
-        return torch.stack(probabilities).mean(0)
+        """(N, classes) the mean softmax over the policy's ``glimpses`` best fixations
+        (:func:`neurov1.models.fixation.glimpse_predictions`)."""
+        return fixation.glimpse_predictions(self.net, images, self.glimpses, centers)
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         images, labels, *rest = batch
