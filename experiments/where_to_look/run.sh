@@ -13,6 +13,7 @@ if [[ $SCALE == full ]]; then
 else
   # the off-centre demo: each class crop at 28 px at a random place on a 64 px canvas of low-contrast clutter
   "$PY" -m neurov1.train -m experiment=smoke data.placement=random +model/components=all fixation=$POLICIES \
-    seed=0 model.glimpses=5 paths.log_dir="$LOG_DIR" "$@"
+    seed=0 model.glimpses=5 callbacks=v1_probe callbacks.v1_probe.every_n_epochs=0 \
+    callbacks.v1_probe.evaluation.source=offline paths.log_dir="$LOG_DIR" "$@"
 fi
 report
