@@ -208,3 +208,33 @@ def test_the_fixation_figure_draws_every_image_with_its_fixation(tmp_path):
     drawn = fixation_figure(model, torch.randn(3, 3, 64, 64), centers, tmp_path / "fixations.png", "given")
     assert (tmp_path / "fixations.png").stat().st_size > 0 and drawn["policy"] == "given"
     assert drawn["fixations"] == [[0.5, -0.5], [0.0, 0.0], [-0.25, 0.25]]
+
+
+def test_placement_is_checked_and_run_names_carry_the_policy():
+    from neurov1.data.demo import DemoDataModule
+    from neurov1.utils.naming import run_name, run_tags
+
+    with pytest.raises(ConfigError, match="data.placement: 'middle' is not a placement"):
+        DemoDataModule(placement="middle").validate()
+    node = {"_target_": "neurov1.components.PolarTransform", "_partial_": True, "site": "stem_pool"}
+    learned = {**node, "fixation": {"_target_": "neurov1.components.fixation.LearnedFixation", "_partial_": True}}
+    assert run_name({"cortical_mag": learned}, 1) == "cortical_mag-learned-s1"
+    assert run_name({"cortical_mag": node}, 1) == "cortical_mag-s1"  # center: today's names
+    assert "fixation=learned" in run_tags({"cortical_mag": learned}, 1)
+
+
+def test_demo_samples_carry_their_centre_mirrored_with_the_flip():
+    from neurov1.data.demo import DemoDataModule
+
+    data = DemoDataModule(num_classes=2, train_per_class=4, val_per_class=2, batch_size=2, placement="random")
+    data.setup("fit")
+    centers = data.train_dataset.centers
+    flips = 0
+    for index in range(8):
+        image, label, center = data.train_dataset[(index, 1000 + index)]
+        stored = centers[index]
+        assert center[1] == stored[1] and center[0] in (stored[0], -stored[0])
+        flips += bool(center[0] == -stored[0] and stored[0] != 0)
+    assert 0 < flips < 8
+    image, label, center = data.val_dataset[0]
+    assert torch.equal(center, data.val_dataset.centers[0])
