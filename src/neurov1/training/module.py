@@ -1,6 +1,7 @@
 """The LightningModule: a neuro-constrained ResNet trained for ImageNet-style classification (paper Sec. 3.2)."""
 
 import functools
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from neurov1.models import backbone_for, build_network, fixation, rename_legacy_
 from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.training.checkpoints import LOWER_LR_HINT, read_checkpoint
 from neurov1.utils.instantiate import instantiate, keyword_parameters
+
+log = logging.getLogger(__name__)
 
 # Older checkpoints stored the paper's optimizer and schedule as bare settings.
 LEGACY_TARGETS = {"optimizer": "torch.optim.SGD", "scheduler": "torch.optim.lr_scheduler.MultiStepLR"}
@@ -314,10 +317,15 @@ class NeuroV1Module(L.LightningModule):
         dataset = getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule is not None else None
         if not self.polar_transforms or dataset is None or not trainer.is_global_zero:
             return
-        images, centers = validation_samples(dataset, 16)
         path = Path(trainer.default_root_dir) / FIGURE
-        mean, std = self.scoring.channel_mean()[0], self.scoring.channel_std()[0]
-        fixation_figure(self, images.to(self.device), centers, path, self.components[-1], mean, std)
+        try:  # a figure: the finished run stands without it
+            images, centers = validation_samples(dataset, 16)
+            mean, std = self.scoring.channel_mean()[0], self.scoring.channel_std()[0]
+            centers = None if centers is None else centers.to(self.device)
+            fixation_figure(self, images.to(self.device), centers, path, "", mean, std)
+        except Exception as error:  # noqa: BLE001
+            log.warning("%s not drawn: %s: %s", path, type(error).__name__, error)
+            return
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.log_image("fixations", [str(path)])
