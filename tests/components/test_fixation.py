@@ -238,3 +238,12 @@ def test_demo_samples_carry_their_centre_mirrored_with_the_flip():
     assert 0 < flips < 8
     image, label, center = data.val_dataset[0]
     assert torch.equal(center, data.val_dataset.centers[0])
+
+
+def test_the_learned_head_with_the_saliency_prior_starts_at_the_saliency_centroid():
+    x = torch.zeros(2, 3, 16, 16)
+    x[:, :, 2:6, 10:14] = torch.randn(2, 3, 4, 4) * 5
+    head = LearnedFixation(3, prior="saliency", pool=1)
+    torch.testing.assert_close(head(x), SaliencyFixation()(x), atol=1e-3, rtol=0)
+    with pytest.raises(Exception, match="prior"):
+        LearnedFixation(3, prior="other")

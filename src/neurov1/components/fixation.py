@@ -13,7 +13,8 @@ Policies (each a ``_partial_`` node; the polar transform gives it ``channels`` a
 - :class:`LearnedFixation`: a small head on the site's features (average pool 2, 3x3 conv, ReLU, 3x3 conv to one
   map, spatial softmax, centroid), its output convolution zero-initialised so that training starts at the centre;
   trained end to end through the shift, plus ``loss_weight`` x the mean squared distance (in these units) to the
-  object's centre where the data knows it.
+  object's centre where the data knows it. ``prior="saliency"`` adds the log of the normalised saliency map below
+  to the head's map, so that it starts at the saliency centroid and learns a correction.
 - :class:`SaliencyFixation`: parameter free: the centroid of the positive part of the local contrast energy
   (squared difference to the 3x3 mean, summed over channels) above its image mean, squared.
 - :class:`GivenFixation`: the centre the data supplies for each image (the object's centre, or a recorded human
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from neurov1.components.parameters import ParameterError
 
 POLICIES = ("center", "learned", "saliency", "given")
+PRIORS = ("none", "saliency")  # LearnedFixation's starting map
 
 
 def pixel_grid(height: int, width: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
@@ -74,6 +76,15 @@ def peaks(weights: Tensor, k: int) -> Tensor:
     return found
 
 
+@torch.no_grad()
+def saliency_map(x: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, H, W): local contrast energy (squared difference to the 3x3 mean, summed over channels),
+    its excess over the image mean, squared (no gradient)."""
+    x = x.detach().float()
+    energy = (x - F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)).square().sum(1)
+    return (energy - energy.mean(dim=(-2, -1), keepdim=True)).clamp_min(0).square()
+
+
 def grid_glimpses(k: int, spread: float = 0.4) -> Tensor:
     """(k, 2) fixations of a policy without a map: the centre, then the corners and edges of a 3x3 grid at
     ``spread`` (the paper's five crops: the centre and the four corners)."""
@@ -113,8 +124,13 @@ class LearnedFixation(Fixation):
 
     policy = "learned"
 
-    def __init__(self, channels: int, hidden: int = 16, loss_weight: float = 5.0, pool: int = 2) -> None:
+    def __init__(
+        self, channels: int, hidden: int = 16, loss_weight: float = 5.0, pool: int = 2, prior: str = "none"
+    ) -> None:
         super().__init__()
+        if prior not in PRIORS:
+            raise ParameterError("LearnedFixation", "prior", f"must be one of {list(PRIORS)}, got {prior!r}")
+        self.prior = prior
         if not isinstance(hidden, int) or hidden < 1:
             raise ParameterError("LearnedFixation", "hidden", f"must be a positive int, got {hidden!r} (default 16)")
         if not isinstance(pool, int) or pool < 1:
@@ -129,10 +145,17 @@ class LearnedFixation(Fixation):
         nn.init.zeros_(self.out.bias)
 
     def logits(self, x: Tensor) -> Tensor:
-        """(N, H / pool, W / pool) the head's map before the spatial softmax."""
-        if self.pool > 1 and min(x.shape[-2:]) >= 2 * self.pool:
-            x = F.avg_pool2d(x, self.pool)
-        return self.out(F.relu(self.hidden(x)))[:, 0]
+        """(N, H / pool, W / pool) the head's map before the spatial softmax (plus the log of the normalised
+        saliency map with ``prior="saliency"``: the head then starts at the saliency centroid and learns a
+        correction)."""
+        pooled = F.avg_pool2d(x, self.pool) if self.pool > 1 and min(x.shape[-2:]) >= 2 * self.pool else x
+        logits = self.out(F.relu(self.hidden(pooled)))[:, 0]
+        if self.prior == "saliency":
+            saliency = saliency_map(x)
+            saliency = F.adaptive_avg_pool2d(saliency[:, None], logits.shape[-2:])[:, 0]
+            total = saliency.flatten(1).sum(-1).clamp_min(1e-12)[:, None, None]
+            logits = logits + torch.log(saliency / total + 1e-6).to(logits.dtype)
+        return logits
 
     def map(self, x: Tensor) -> Tensor:
         logits = self.logits(x)
@@ -148,10 +171,7 @@ class SaliencyFixation(Fixation):
     policy = "saliency"
 
     def map(self, x: Tensor) -> Tensor:
-        with torch.no_grad():
-            x = x.detach().float()
-            energy = (x - F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)).square().sum(1)
-            return (energy - energy.mean(dim=(-2, -1), keepdim=True)).clamp_min(0).square()
+        return saliency_map(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return centroid(self.map(x)).to(x.dtype)
@@ -183,5 +203,6 @@ __all__ = [
     "grid_glimpses",
     "peaks",
     "pixel_grid",
+    "saliency_map",
     "shift_to",
 ]
