@@ -247,3 +247,11 @@ def test_the_learned_head_with_the_saliency_prior_starts_at_the_saliency_centroi
     torch.testing.assert_close(head(x), SaliencyFixation()(x), atol=1e-3, rtol=0)
     with pytest.raises(Exception, match="prior"):
         LearnedFixation(3, prior="other")
+
+
+def test_after_glimpses_the_recorded_fixation_is_the_last_forward_s():
+    model = module(None, glimpses=3)
+    images = torch.randn(2, 3, 64, 64)
+    model.glimpse_predictions(images)
+    model.look(images)
+    assert torch.equal(model.fixations(2), torch.zeros(2, 2))  # the centre, not the last glimpse's

@@ -246,6 +246,8 @@ class PolarTransform(nn.Module):
         self._check_input(x)
         if x.ndim == 4 and (self.fixation is not None or isinstance(self.gaze, torch.Tensor)):
             x = self.fixate(x)
+        else:
+            self.last_fixation = None  # (not one of an earlier forward)
         return F.linear(x.flatten(-2), self.pooling_matrix.to(x.dtype)).unflatten(-1, self.output_size)
 
     def extra_repr(self) -> str:
