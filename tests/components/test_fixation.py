@@ -255,3 +255,8 @@ def test_after_glimpses_the_recorded_fixation_is_the_last_forward_s():
     model.glimpse_predictions(images)
     model.look(images)
     assert torch.equal(model.fixations(2), torch.zeros(2, 2))  # the centre, not the last glimpse's
+
+
+def test_a_model_without_a_policy_keeps_its_resolved_config():
+    node = resolve_components({"cortical_mag": None})["cortical_mag"]
+    assert "fixation" not in node and "channels" not in node  # settings and checkpoints as before policies existed

@@ -108,6 +108,10 @@ class PolarTransform(nn.Module):
     None lets the policy choose. :attr:`last_fixation` holds the last forward's fixations (N, 2).
     """
 
+    # A nested config node (the fixation group's), left out of resolved configs when not given, so that a model
+    # without a policy (fixation=center) keeps the settings and checkpoints it had before policies existed.
+    NODE_PARAMETERS = ("fixation",)
+
     def __init__(
         self,
         input_size: int | Sequence[int],

@@ -123,7 +123,10 @@ def resolve_component(name: str, node: Mapping[str, Any] | None) -> dict[str, An
             raise ConfigError(
                 f"{key}: unknown parameter {parameter!r}.{hint} {node['_target_']} takes {', '.join(own) or 'none'}."
             )
+    nested = getattr(factory.func, "NODE_PARAMETERS", ())  # config nodes of their own: absent unless given
     for parameter in own:
+        if parameter in nested:
+            continue
         if parameter not in parameters and accepted[parameter].default is not inspect.Parameter.empty:
             parameters[parameter] = _plain(accepted[parameter].default)
     return {"_target_": node["_target_"], "site": site, **parameters}
