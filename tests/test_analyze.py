@@ -169,11 +169,11 @@ def test_lpips_trunk_comes_from_a_local_file(tmp_path):
 
 
 def test_analysis_selection():
-    every = ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity", "tuning_curves"]
+    every = ["dog", "tuned_norm", "polar", "fixation", "max_activation", "lpips_diversity", "tuning_curves"]
     assert select_analyses(None, ALL)[0] == every
     selected, skipped = select_analyses(None, [])
     assert selected == ["max_activation", "lpips_diversity", "tuning_curves"]
-    assert set(skipped) == {"dog", "tuned_norm", "polar"}
+    assert set(skipped) == {"dog", "tuned_norm", "polar", "fixation"}
     assert select_analyses(["lpips_diversity", "dog"], ALL)[0] == ["dog", "max_activation", "lpips_diversity"]
     with pytest.raises(ConfigError, match="unknown analysis 'dogg'. Did you mean 'dog'"):
         select_analyses(["dogg"], ALL)
@@ -233,7 +233,9 @@ def test_analyze_command_writes_every_analysis_on_the_demo_checkpoint(demo_run, 
     (summary_path,) = tmp_path.rglob("analysis.json")
     run_dir = summary_path.parent
     summary = json.loads(summary_path.read_text())
-    assert summary["analyses"] == ["dog", "tuned_norm", "polar", "max_activation", "lpips_diversity", "tuning_curves"]
+    analyses = ["dog", "tuned_norm", "polar", "fixation", "max_activation", "lpips_diversity", "tuning_curves"]
+    assert summary["analyses"] == analyses
+    assert summary["fixation"]["policy"] == "center" and len(summary["fixation"]["fixations"]) == 16
     for name in summary["analyses"]:
         assert all((run_dir / file).stat().st_size > 0 for file in summary[name]["files"]), name
     net = NeuroV1Module.load_from_checkpoint(checkpoint, map_location="cpu").net

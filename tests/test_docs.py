@@ -300,7 +300,6 @@ def test_the_dataset_example_trains_a_model(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------- the command lines
 COMMANDS = ("train", "evaluate", "analyze", "export", "prepare")  # the Hydra commands (report, corrupt: argparse)
-NOT_YET = ("how-to/where-to-look.md",)  # documents issue 19's options before they are merged
 
 
 def command_lines(text: str) -> list[str]:
@@ -318,7 +317,7 @@ def command_lines(text: str) -> list[str]:
 
 def documented_commands() -> list[tuple[str, str]]:
     sources = {"README.md": (REPO / "README.md").read_text()}
-    sources |= {name: page(name) for name in nav_pages() if name not in NOT_YET}
+    sources |= {name: page(name) for name in nav_pages()}
     return [(name, line) for name, text in sources.items() for line in command_lines(text)]
 
 

@@ -200,3 +200,31 @@ def test_records_written_before_the_command_field_was_named_still_count(tmp_path
     (loaded,) = load_records(results)
     assert loaded["command"] == "train" and "kind" not in loaded
     assert build_report(results, tmp_path / "report")["tables"][0].rows[0][:2] == ["resnet50: baseline", "0.600"]
+
+
+def test_where_to_look_table_gives_each_policy_and_its_share_of_the_gap(tmp_path):
+    results = tmp_path / "results"
+    cases = {"center": (0.40, 2.0), "given": (0.80, 0.0), "learned": (0.70, 0.8)}
+    for policy, (accuracy, error) in cases.items():
+        for seed in (0, 1):
+            final = {"val/fixation_error": error, "val/acc1_glimpses": accuracy + 0.01}
+            train_record(results, f"/runs/{policy}{seed}", ["cortical_mag"], seed, accuracy + 0.02 * seed, final,
+                         fixation=policy)  # fmt: skip
+    write_record(
+        results,
+        "evaluate",
+        None,
+        {
+            "eval": "v1_probe",
+            "model": "m",
+            "checkpoint": "/runs/learned0/best.ckpt",
+            "metrics": {"v1_probe/property": 0.5},
+        },
+    )
+    markdown = build_report(results, tmp_path / "report")["paths"]["markdown"].read_text()
+    assert "Where to look" in markdown
+    assert (
+        "| resnet50: cortical_mag | learned | 0.710 ± 0.010 | 0.710 ± 0.000 | 0.500 | 0.800 ± 0.000 | 75% |" in markdown
+    )
+    assert "| resnet50: cortical_mag | given | 0.810 ± 0.010 |" in markdown and "| 100% |" in markdown
+    assert "resnet50: cortical_mag [fixation=learned]" in markdown  # Table 1 keeps the policies apart

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from neurov1.errors import ConfigError, check_int
 from neurov1.inspection import SUMMARY_FILE
 from neurov1.inspection.diversity import analyze_lpips, compare_runs, lpips_metric
+from neurov1.inspection.fixation import FIGURE, fixation_figure, validation_samples
 from neurov1.inspection.max_activation import StimulusSettings, maximize_channels, save_gallery
 from neurov1.inspection.parameters import analyze_dog, analyze_tuned_norm
 from neurov1.inspection.polar import analyze_polar
@@ -35,6 +36,7 @@ from neurov1.training.checkpoints import checkpoint_net_config
 from neurov1.training.module import NeuroV1Module
 from neurov1.utils.cli import errors_exit, run
 from neurov1.utils.config import CONFIG_PATH
+from neurov1.utils.instantiate import instantiate
 from neurov1.utils.io import write_json_atomic
 from neurov1.utils.naming import model_label
 from neurov1.utils.runtime import resolve_device
@@ -46,6 +48,7 @@ ANALYSES: dict[str, str | None] = {
     "dog": "center_surround",
     "tuned_norm": "tuned_norm",
     "polar": "cortical_mag",
+    "fixation": "cortical_mag",
     "max_activation": None,
     "lpips_diversity": None,
     "tuning_curves": None,
@@ -84,10 +87,21 @@ def select_analyses(requested: list[str] | None, components: Collection[str]) ->
     return [name for name in ANALYSES if name in requested], {}
 
 
+def run_fixation(module: NeuroV1Module, out_dir: Path, label: str, count: int) -> dict[str, Any]:
+    """``fixations.png``: the first ``count`` validation images of the checkpoint's data (its ``data`` config) with
+    the fixations of its policy, the known object centres and the polar rings."""
+    datamodule = instantiate(module.hparams["data"], key="data")
+    datamodule.setup("validate")
+    images, centers = validation_samples(datamodule.val_dataset, count)
+    mean, std = module.scoring.channel_mean()[0], module.scoring.channel_std()[0]
+    return fixation_figure(module, images, centers, out_dir / FIGURE, label, mean, std)
+
+
 def _check_settings(cfg: DictConfig) -> None:
     check_int(cfg.dog.bins, "dog.bins", 40)
     check_int(cfg.dog.gallery_kernels, "dog.gallery_kernels", 64)
     check_int(cfg.tuning_curves.units, "tuning_curves.units", 8)
+    check_int(cfg.fixation.images, "fixation.images", 16)
     if cfg.polar.image_size is not None:
         check_int(cfg.polar.image_size, "polar.image_size", 64, minimum=32)
     if not 0 <= cfg.polar.offset <= 0.5:
@@ -179,6 +193,7 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
             stimulus_settings.mean,
             stimulus_settings.std,
         ),
+        "fixation": lambda: run_fixation(module, out_dir, label, cfg.fixation.images),
         "max_activation": run_max_activation,
         "lpips_diversity": lambda: analyze_lpips(metric, trunk, stimuli["images"], channels, out_dir),
         "tuning_curves": lambda: analyze_tuning_curves(

@@ -32,7 +32,8 @@ def export(cfg: DictConfig) -> Path:
         cfg.ckpt_path, map_location="cpu", trusted_targets=composed_targets(cfg)
     )
     net_config = module.hparams["net"]
-    folder = write_plugin(Path(cfg.out), module.net, net_config, module.scoring, model_label(net_config))
+    gaze = cfg.get("gaze", "center")
+    folder = write_plugin(Path(cfg.out), module.net, net_config, module.scoring, model_label(net_config), gaze)
     log.info("Brain-Score plugin of %s (V1: %s): %s", cfg.ckpt_path, module.v1_layer, folder)
     return folder
 

@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="gpu: untimed steps first (compilation, workers)")
     parser.add_argument("--no-compile", action="store_true", help="gpu: eager models only")
     parser.add_argument("--large", action="store_true", help="probe: also layer1 at 224 px and layer2 (minutes)")
+    parser.add_argument("--models", nargs="+", choices=list(model.MODELS), help="model: only these train steps")
     parser.add_argument("--child", choices=list(model.MODELS), help=argparse.SUPPRESS)
     parser.add_argument("--probe-child", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -59,7 +60,7 @@ def main() -> None:
         if what == "model":
             component = model.component_rows(args.repeats)
             extra = ["--default-allocator"] if args.default_allocator else []
-            train = model.train_step_rows(args.steps, args.rounds, extra)
+            train = model.train_step_rows(args.steps, args.rounds, extra, args.models)
             result = {"tuned_allocator": tuned, "components": component, "train_step": train}
             table = model.markdown(component, train, tuned)
         elif what == "data":

@@ -21,8 +21,10 @@ from torch import nn
 from neurov1.components import (
     CenterSurround,
     DivisiveNormalization,
+    LearnedFixation,
     LocallyConnected2d,
     PolarTransform,
+    SaliencyFixation,
     TunedNormalization,
 )
 from neurov1.models import build_network
@@ -31,6 +33,7 @@ from neurov1.models.sites import preset_components
 BATCH = 32
 IMAGE_SIZE = 64
 ALL = dict.fromkeys(preset_components("all"))  # +model/components=all
+POLAR_NODE = {"_target_": "neurov1.components.PolarTransform", "_partial_": True, "site": "stem_pool"}
 MODELS: dict[str, dict[str, dict]] = {
     "baseline": {},
     "center_surround": {"center_surround": {}},
@@ -40,6 +43,20 @@ MODELS: dict[str, dict[str, dict]] = {
     "cortical_mag": {"cortical_mag": {}},
     "all": ALL,
     "all (compiled)": ALL,
+    # where to look: the fixation policies of the cortical magnification (fixation=<policy>) on the composite model
+    **{
+        f"all, fixation={policy}": {
+            **ALL,
+            "cortical_mag": {
+                **POLAR_NODE,
+                "fixation": {
+                    "_target_": f"neurov1.components.fixation.{policy.capitalize()}Fixation",
+                    "_partial_": True,
+                },
+            },
+        }
+        for policy in ("learned", "saliency", "given")
+    },
 }
 COMPILED = {"all (compiled)"}
 
@@ -75,6 +92,16 @@ def component_rows(repeats: int) -> list[dict]:
         ("divisive normalization, 256 ch", DivisiveNormalization(256), (BATCH, 256, 16, 16)),
         ("tuned normalization, 256 ch", TunedNormalization(256), (BATCH, 256, 16, 16)),
         ("polar transform 32->16", PolarTransform(32, 16), (BATCH, 64, 32, 32)),
+        (
+            "polar transform 32->16, learned fixation",
+            PolarTransform(32, 16, fixation=LearnedFixation, channels=64),
+            (BATCH, 64, 32, 32),
+        ),
+        (
+            "polar transform 32->16, saliency fixation",
+            PolarTransform(32, 16, fixation=SaliencyFixation),
+            (BATCH, 64, 32, 32),
+        ),
     ]
     rows = []
     for name, module, shape in cases:
@@ -124,11 +151,13 @@ def train_step_child(name: str, steps: int) -> dict:
     return {"model": name, "step_s": seconds, "first_step_s": first_s, "peak_rss_mb": peak_rss_mb()}
 
 
-def train_step_rows(steps: int, rounds: int, extra_args: list[str]) -> list[dict]:
-    """Each model in its own subprocess, ``rounds`` times round-robin; the fastest round counts (least noise)."""
+def train_step_rows(steps: int, rounds: int, extra_args: list[str], names: list[str] | None = None) -> list[dict]:
+    """Each model (``names``: those of :data:`MODELS`, baseline always) in its own subprocess, ``rounds`` times
+    round-robin; the fastest round counts (least noise)."""
     rows: dict[str, dict] = {}
+    chosen = ["baseline", *[name for name in (names or MODELS) if name != "baseline"]]
     for round_index in range(rounds):
-        for name in MODELS:
+        for name in chosen:
             command = [sys.executable, "-m", "neurov1.bench", "--child", name, "--steps", str(steps), *extra_args]
             result = subprocess.run(command, check=True, capture_output=True, text=True)
             row = json.loads(result.stdout.strip().splitlines()[-1])

@@ -3,6 +3,7 @@
 from neurov1.components.center_surround import CenterSurround, DoGConv2d
 from neurov1.components.cortical_magnification import PolarTransform
 from neurov1.components.divisive_normalization import DivisiveNormalization
+from neurov1.components.fixation import GivenFixation, LearnedFixation, SaliencyFixation
 from neurov1.components.locally_connected import LocallyConnected2d
 from neurov1.components.tuned_normalization import TunedNormalization
 
@@ -13,4 +14,7 @@ __all__ = [
     "DivisiveNormalization",
     "TunedNormalization",
     "PolarTransform",
+    "LearnedFixation",
+    "SaliencyFixation",
+    "GivenFixation",
 ]

@@ -1,17 +1,21 @@
 """Cortical magnification: fixed log-polar-like pooling of a feature map (paper Sec. 3.1)."""
 
+import contextlib
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
+from neurov1.components.fixation import Fixation, shift_to
 from neurov1.components.parameters import ParameterError
 
 OWNER = "PolarTransform"
 FILLS = ("paper", "released")
+GAZES = ("center", "free")
 
 _PAPER_INPUT_SIZE = 32
 # Radial bin edges of the paper's 32x32 -> 16x16 transform, in pixels from the centre (18 bins).
@@ -95,7 +99,18 @@ class PolarTransform(nn.Module):
 
     All steps are precomputed as one dense matrix M of shape (H_out * W_out, H * W) (float32, 4 bytes per
     entry), so the forward is out = x.flatten(-2) @ M^T.
+
+    ``fixation`` (``fixation=learned|saliency|given``; :mod:`neurov1.components.fixation`): a policy chosen per
+    image; the input is first translated so that its fixation lands on ``center``, then pooled as above. Its
+    factory is called with the site's ``channels`` and ``input_size``. Null (``fixation=center``): no policy, the
+    paper's transform. :attr:`gaze` overrides the policy: ``"center"`` pins the fixation at ``center`` (neural
+    scoring: the monkeys fixated the screen's centre), an (N, 2) tensor gives each image's fixation (glimpses);
+    None lets the policy choose. :attr:`last_fixation` holds the last forward's fixations (N, 2).
     """
+
+    # A nested config node (the fixation group's), left out of resolved configs when not given, so that a model
+    # without a policy (fixation=center) keeps the settings and checkpoints it had before policies existed.
+    NODE_PARAMETERS = ("fixation",)
 
     def __init__(
         self,
@@ -105,6 +120,8 @@ class PolarTransform(nn.Module):
         angle_bins: int = 30,
         center: Sequence[float] | None = None,
         fill: str = "paper",
+        fixation: Callable[..., Fixation] | None = None,
+        channels: int | None = None,
     ) -> None:
         super().__init__()
         height, width = _size(input_size, "input_size")
@@ -138,6 +155,15 @@ class PolarTransform(nn.Module):
         self.register_buffer("region_pixel_count", region_pixel_count, persistent=False)
         self.register_buffer("polar_matrix", polar_matrix.float(), persistent=False)
         self.register_buffer("pooling_matrix", (resize_matrix @ polar_matrix).float(), persistent=False)
+        self.fixation: Fixation | None = None
+        if fixation is not None:
+            self.fixation = _build_policy(fixation, channels, (height, width))
+        # The fixation point in grid_sample coordinates ((x, y) in [-1, 1], y downwards).
+        self.center_xy = (2 * center[1] / width - 1, 2 * center[0] / height - 1)
+        self.gaze: Tensor | str | None = None
+        self.last_fixation: Tensor | None = None
+        self.glimpse_count = 1
+        self.last_glimpses: Tensor | None = None
 
     def _polar_pooling_matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Steps (a) and (b): pixel counts (R, A) and the float64 matrix (R * A, H * W)."""
@@ -200,13 +226,69 @@ class PolarTransform(nn.Module):
         self._check_input(x)
         return F.linear(x.flatten(-2), self.polar_matrix.to(x.dtype)).unflatten(-1, self.polar_size)
 
+    def fixate(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> the same translated so that each image's fixation lands on ``center`` (:attr:`gaze`'s
+        when it is a tensor, else the policy's); records it in :attr:`last_fixation` (and with
+        :attr:`glimpse_count` > 1 the policy's best fixations in :attr:`last_glimpses`). Unchanged without a policy
+        or with the gaze pinned at the centre."""
+        self.last_glimpses = None
+        if isinstance(self.gaze, torch.Tensor):
+            fixation = self.gaze.to(x)
+        elif self.fixation is None or self.gaze == "center":
+            self.last_fixation = None
+            return x
+        elif self.glimpse_count > 1:
+            self.last_glimpses = self.fixation.glimpses(x, self.glimpse_count)
+            fixation = self.last_glimpses[:, 0]
+        else:
+            fixation = self.fixation(x)
+        self.last_fixation = fixation
+        return shift_to(x, fixation, self.center_xy)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., H, W) -> (..., H_out, W_out)."""
         self._check_input(x)
+        if x.ndim == 4 and (self.fixation is not None or isinstance(self.gaze, torch.Tensor)):
+            x = self.fixate(x)
+        else:
+            self.last_fixation = None  # (not one of an earlier forward)
         return F.linear(x.flatten(-2), self.pooling_matrix.to(x.dtype)).unflatten(-1, self.output_size)
 
     def extra_repr(self) -> str:
+        policy = f", fixation={self.fixation.policy}" if self.fixation is not None else ""
         return (
             f"input_size={self.input_size}, output_size={self.output_size}, "
-            f"polar_size={self.polar_size}, center={self.center}, fill={self.fill}"
+            f"polar_size={self.polar_size}, center={self.center}, fill={self.fill}{policy}"
         )
+
+
+def _build_policy(factory: Callable[..., Fixation], channels: int | None, input_size: tuple[int, int]) -> Fixation:
+    """The policy for this site: its factory (a partial of the ``fixation`` node) called with the site's geometry
+    that it accepts."""
+    if not callable(factory):
+        raise ParameterError(OWNER, "fixation", f"must be a policy node (fixation=<policy>), got {factory!r}")
+    accepted = inspect.signature(factory).parameters
+    geometry = {"channels": channels, "input_size": input_size}
+    if "channels" in accepted and channels is None:
+        raise ParameterError(OWNER, "fixation", "this policy needs the site's channels (site stem_pool gives them)")
+    policy = factory(**{key: value for key, value in geometry.items() if key in accepted})
+    if not isinstance(policy, Fixation):
+        raise ParameterError(OWNER, "fixation", f"must build a neurov1.components.fixation.Fixation, got {policy!r}")
+    return policy
+
+
+@contextlib.contextmanager
+def fixed_gaze(net: nn.Module, gaze: str = "center") -> Iterator[None]:
+    """Within the block, every cortical magnification of ``net`` fixates its polar centre (``gaze="center"``: as
+    the monkeys of the V1 experiments fixated the screen's centre) or its policy's choice (``"free"``)."""
+    if gaze not in GAZES:
+        raise ValueError(f"gaze must be one of {list(GAZES)}, got {gaze!r}")
+    polars = [module for module in net.modules() if isinstance(module, PolarTransform)]
+    saved = [polar.gaze for polar in polars]
+    for polar in polars:
+        polar.gaze = "center" if gaze == "center" else None
+    try:
+        yield
+    finally:
+        for polar, before in zip(polars, saved, strict=True):
+            polar.gaze = before

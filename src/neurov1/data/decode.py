@@ -24,6 +24,8 @@ import torch
 from PIL import Image, JpegImagePlugin
 from torchvision import transforms as T
 
+from neurov1.data.boxes import UNKNOWN, map_point
+
 RESAMPLE = Image.Resampling.BILINEAR  # torchvision's Resize on PIL images: bilinear, antialiased by Pillow
 DCT_FACTORS = (8, 4, 2)  # the reduced scales a JPEG decoder offers (1/8, 1/4, 1/2)
 # The decoded crop box keeps at least this many times the output size in pixels. Measured on 500 px photographs
@@ -91,6 +93,12 @@ class FastTrainCrop:
         )
         return (left, top, left + box_width, top + box_height)
 
+    def geometry(self, original_size: tuple[int, int], point: tuple[float, float]) -> tuple[float, float]:
+        """Where ``point`` (original pixels) lands in the sample: the box and flip drawn as ``__call__`` draws them."""
+        box = self.box(*original_size)
+        flip = bool(torch.rand(1) < 0.5)
+        return map_point(point, box, flip)
+
     def __call__(self, image: Image.Image, original_size: tuple[int, int] | None = None) -> torch.Tensor:
         original_size = original_size or image.size
         box = scale_box(self.box(*original_size), original_size, image.size)
@@ -124,6 +132,10 @@ class FastCenterCrops:
         corners = [(0, 0), (rw - crop, 0), (0, rh - crop), (rw - crop, rh - crop)] if self.five_crop else []
         return [scale_box((x, y, x + crop, y + crop), resized, (width, height)) for x, y in [*corners, center]]
 
+    def geometry(self, original_size: tuple[int, int], point: tuple[float, float]) -> tuple[float, float]:
+        """Where ``point`` (original pixels) lands in the centre crop (unknown with five crops)."""
+        return UNKNOWN if self.five_crop else map_point(point, self.boxes(*original_size)[-1], False)
+
     def __call__(self, image: Image.Image, original_size: tuple[int, int] | None = None) -> torch.Tensor:
         original_size = original_size or image.size
         boxes = [scale_box(box, original_size, image.size) for box in self.boxes(*original_size)]
@@ -133,10 +145,15 @@ class FastCenterCrops:
 
 
 class ExactDecode:
-    """The reference pipeline: the whole image decoded as RGB, then ``transform`` (float, normalised)."""
+    """The reference pipeline: the whole image decoded as RGB, then ``transform`` (float, normalised).
 
-    def __init__(self, transform) -> None:
+    ``geometry``: the matching fast decoder's ``geometry`` (the same random draws in the same order), which maps
+    an object's centre through this transform's crop, flip and resize (:func:`neurov1.data.boxes.located`).
+    """
+
+    def __init__(self, transform, geometry=None) -> None:
         self.transform = transform
+        self.geometry = geometry
 
     def __call__(self, image: Image.Image, original_size: tuple[int, int] | None = None) -> torch.Tensor:
         return self.transform(image.convert("RGB"))

@@ -38,6 +38,10 @@ DEMO_IMAGE_FILES = (
 MIN_CLASSES = 2
 TRAIN_WIDTH_FRACTION = 0.7
 CROP_SIDE_RANGE = (0.25, 0.6)
+PLACEMENTS = ("center", "random")
+# data.placement=random: the class crop at this fraction of the image (28 px of 64) on clutter of this contrast.
+OBJECT_FRACTION = 28 / 64
+CLUTTER_CONTRAST = 0.35
 
 
 def read_demo_image(file_name: str) -> np.ndarray:
@@ -73,8 +77,42 @@ def random_crops(
     return np.stack(crops).transpose(0, 3, 1, 2)
 
 
+def place_at_random(
+    crops_per_class: list[np.ndarray], rng: np.random.Generator, object_fraction: float = OBJECT_FRACTION
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The off-centre demo: each crop shrunk to ``object_fraction`` of the side and pasted at a uniformly random
+    place on a canvas of clutter (a crop of another class at ``CLUTTER_CONTRAST`` of its contrast about its mean).
+
+    Returns the new crops per class (same shapes, uint8) and each one's object centre (count, 2) as ``(x, y)`` in
+    ``grid_sample`` coordinates ([-1, 1], y downwards). Deterministic for ``rng``'s state.
+    """
+    size = crops_per_class[0].shape[-1]
+    side = max(1, round(object_fraction * size))
+    placed, centers = [], []
+    for label, crops in enumerate(crops_per_class):
+        others = [c for other, c in enumerate(crops_per_class) if other != label]
+        images, points = np.empty_like(crops), np.empty((len(crops), 2))
+        for i, crop in enumerate(crops):
+            source = others[rng.integers(len(others))] if others else crops
+            clutter = source[rng.integers(len(source))].astype(np.float64)
+            mean = clutter.mean(axis=(1, 2), keepdims=True)
+            canvas = mean + CLUTTER_CONTRAST * (clutter - mean)
+            small = Image.fromarray(crop.transpose(1, 2, 0)).resize((side, side), Image.Resampling.BICUBIC)
+            x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+            canvas[:, y0 : y0 + side, x0 : x0 + side] = np.asarray(small).transpose(2, 0, 1)
+            images[i] = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+            points[i] = (2 * (x0 + side / 2) / size - 1, 2 * (y0 + side / 2) / size - 1)
+        placed.append(images)
+        centers.append(points)
+    return placed, centers
+
+
 class NormalizedTensorDataset(Dataset):
-    """uint8 image tensors served as normalized floats, optionally flipped at random or as five crops."""
+    """uint8 image tensors served as normalized floats, optionally flipped at random or as five crops.
+
+    With ``centers`` ((N, 2) object centres, ``(x, y)`` in [-1, 1]) a sample is ``(image, label, center)``, the
+    centre mirrored with the image (NaN with five crops: it has no single place there).
+    """
 
     def __init__(
         self,
@@ -84,9 +122,11 @@ class NormalizedTensorDataset(Dataset):
         std: list[float],
         flip: bool,
         five_crop: bool = False,
+        centers: torch.Tensor | None = None,
     ) -> None:
         self.images = images
         self.labels = labels
+        self.centers = centers
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
         self.flip = flip
@@ -96,15 +136,24 @@ class NormalizedTensorDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, ...]:
         index, seed = split_key(key)
         image = self.images[index]
+        flip = False
         if self.flip:
             with sample_random_state(seed):
                 flip = bool(torch.rand(()) < 0.5)
             image = image.flip(-1) if flip else image
         image = (image.float() / 255 - self.mean) / self.std
-        return (image if self.views is None else self.views(image)), int(self.labels[index])
+        sample = (image if self.views is None else self.views(image)), int(self.labels[index])
+        if self.centers is None:
+            return sample
+        center = self.centers[index].clone()
+        if flip:
+            center[0] = -center[0]
+        if self.views is not None:
+            center = torch.full_like(center, float("nan"))
+        return (*sample, center)
 
 
 class DemoDataModule(BaseDataModule):
@@ -127,8 +176,10 @@ class DemoDataModule(BaseDataModule):
         std: ChannelStat = 0.5,
         five_crop: bool = False,
         shuffle_seed: int = 0,
+        placement: str = "center",
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std, five_crop, shuffle_seed)
+        self.placement = placement
         self.num_classes = num_classes
         self.train_per_class = train_per_class
         self.val_per_class = val_per_class
@@ -155,6 +206,11 @@ class DemoDataModule(BaseDataModule):
         check_int(self.train_per_class, "data.train_per_class", 160)
         check_int(self.val_per_class, "data.val_per_class", 40)
         check_int(self.seed, "data.seed", 0, minimum=0)
+        if self.placement not in PLACEMENTS:
+            raise ConfigError(
+                f"data.placement: {self.placement!r} is not a placement; choose center (the crops fill the image) or "
+                "random (each crop small, at a random place on clutter, its centre known)."
+            )
         self._check_settings()
         check_train_size(self.num_classes * self.train_per_class, self.batch_size, "the demo train split")
         for index, name in enumerate(DEMO_IMAGE_FILES[: self.num_classes]):
@@ -179,8 +235,15 @@ class DemoDataModule(BaseDataModule):
             train_crops.append(random_crops(image, self.train_per_class, (0, split_x), self.image_size, rng))
             val_crops.append(random_crops(image, self.val_per_class, (split_x, image.width), self.image_size, rng))
         mean, std = per_channel(self.mean, "data.mean"), per_channel(self.std, "data.std")
-        self.train_dataset = self._dataset(train_crops, mean, std, flip=True)
-        self.val_dataset = self._dataset(val_crops, mean, std, flip=False, five_crop=self.five_crop)
+        train_centers = val_centers = None
+        if self.placement == "random":
+            placement_rng = np.random.default_rng([self.seed, 19])
+            train_crops, train_centers = place_at_random(train_crops, placement_rng)
+            val_crops, val_centers = place_at_random(val_crops, placement_rng)
+        self.train_dataset = self._dataset(train_crops, mean, std, flip=True, centers=train_centers)
+        self.val_dataset = self._dataset(
+            val_crops, mean, std, flip=False, five_crop=self.five_crop, centers=val_centers
+        )
         log.info(
             "Demo data: %d classes, %d train / %d val crops of %dpx",
             self.num_classes,
@@ -191,8 +254,14 @@ class DemoDataModule(BaseDataModule):
 
     @staticmethod
     def _dataset(
-        crops_per_class: list[np.ndarray], mean: list[float], std: list[float], flip: bool, five_crop: bool = False
+        crops_per_class: list[np.ndarray],
+        mean: list[float],
+        std: list[float],
+        flip: bool,
+        five_crop: bool = False,
+        centers: list[np.ndarray] | None = None,
     ) -> NormalizedTensorDataset:
         labels = torch.cat([torch.full((len(c),), label) for label, c in enumerate(crops_per_class)])
         images = torch.from_numpy(np.concatenate(crops_per_class))
-        return NormalizedTensorDataset(images, labels, mean, std, flip, five_crop)
+        points = None if centers is None else torch.from_numpy(np.concatenate(centers)).float()
+        return NormalizedTensorDataset(images, labels, mean, std, flip, five_crop, points)

@@ -12,6 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets.folder import find_classes
 
+from neurov1.data.boxes import located
 from neurov1.data.sampling import SampleKey, sample_random_state, split_key
 from neurov1.errors import ConfigError, check_int
 
@@ -132,6 +133,10 @@ class ImageFileDataset(Dataset):
     RNG seeded by the sample's seed. Relative paths and labels are held in numpy arrays rather than Python lists, so
     forked DataLoader workers share them instead of copying them page by page through reference-count writes.
 
+    ``points``: (N, 2) object centres in original pixels (NaN where unknown); a sample is then
+    ``(image, label, center)`` with the centre mapped through its crop, flip and resize
+    (:func:`neurov1.data.boxes.located`).
+
     ``skip_unreadable``: an image that cannot be decoded is replaced by the next readable one (with its label)
     instead of stopping the run; each is logged once and marked in a byte array shared with the DataLoader
     workers, so :meth:`unreadable_files` lists them in the main process.
@@ -144,6 +149,7 @@ class ImageFileDataset(Dataset):
         labels: Sequence[int],
         decode: Callable[[Image.Image], torch.Tensor],
         skip_unreadable: bool = False,
+        points: np.ndarray | None = None,
     ) -> None:
         if len(relative_paths) != len(labels):
             raise ValueError(f"{len(relative_paths)} paths but {len(labels)} labels")
@@ -151,6 +157,7 @@ class ImageFileDataset(Dataset):
         self.relative_paths = np.array([os.fsencode(p) for p in relative_paths], dtype=np.bytes_)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.decode = decode
+        self.points = points  # (N, 2) object centres in original pixels (NaN: none): samples carry them mapped
         self.unreadable = multiprocessing.RawArray("B", len(self.labels)) if skip_unreadable else None
 
     def __len__(self) -> int:
@@ -167,6 +174,9 @@ class ImageFileDataset(Dataset):
             path = self.path(index)
             try:
                 with sample_random_state(seed), Image.open(path) as image:
+                    if self.points is not None:
+                        sample, center = located(self.decode, image, self.points[index])
+                        return sample, int(self.labels[index]), center
                     return self.decode(image), int(self.labels[index])
             except DECODE_ERRORS as err:
                 if self.unreadable is None:

@@ -6,7 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neurov1.data.base import ImageFolderDataModule
+from neurov1.data.boxes import centers_of, read_boxes
 from neurov1.data.decode import ExactDecode, FastCenterCrops, FastTrainCrop
 from neurov1.data.folders import (
     ImageFileDataset,
@@ -43,12 +46,18 @@ class ImageNetDataModule(ImageFolderDataModule):
         train_crop: int = 224,
         val_resize: int = 256,
         decode: str = "fast",
+        boxes: str | os.PathLike | None = None,
         **settings: Any,
     ) -> None:
         """``train_crop``/``val_resize``: the paper's 224/256 crops; ``decode``: ``fast`` (the crop box decoded at a
         reduced DCT scale straight to the output size, uint8 out of the workers) or ``exact`` (the paper's reference
-        transforms), see :mod:`neurov1.data.decode`; ``settings``: those of ImageFolderDataModule."""
+        transforms), see :mod:`neurov1.data.decode`; ``boxes``: a folder with the ILSVRC2012 localisation files
+        (``LOC_train_solution.csv``, ``LOC_val_solution.csv``): every sample then also carries its object's centre
+        mapped through its crop, flip and resize (:mod:`neurov1.data.boxes`; NaN without a box); ``settings``: those
+        of ImageFolderDataModule."""
         super().__init__(root, **settings)
+        self.boxes = boxes
+        self._centers: dict[str, tuple[float, float]] | None = None
         self.train_crop = train_crop
         self.val_resize = val_resize
         self.decode = decode
@@ -138,7 +147,14 @@ class ImageNetDataModule(ImageFolderDataModule):
         paths, labels = class_images(self.root / split, self._class_names)
         log.info("ImageNet %s: %d images (decode=%s)", split, len(paths), self.decode)
         skip = self.on_bad_image == "skip"
-        return ImageFileDataset(self.root / split, paths, labels, self._decoder(split), skip)
+        points = None
+        if self.boxes:
+            if self._centers is None:
+                self._centers = read_boxes(self.boxes)
+            points = centers_of(paths, self._centers)
+            known = int(np.isfinite(points[:, 0]).sum())
+            log.info("ImageNet %s: object boxes for %d of %d images", split, known, len(paths))
+        return ImageFileDataset(self.root / split, paths, labels, self._decoder(split), skip, points)
 
     def _decoder(self, split: str) -> Callable:
         size, crop, resize = self.image_size, self.train_crop, self.val_resize
@@ -147,6 +163,7 @@ class ImageNetDataModule(ImageFolderDataModule):
                 return FastTrainCrop(size)
             return FastCenterCrops(size, resize, crop, five_crop=self.five_crop)
         if split == "train":
-            return ExactDecode(imagenet_train_transform(size, crop, self.mean, self.std))
+            return ExactDecode(imagenet_train_transform(size, crop, self.mean, self.std), FastTrainCrop(size).geometry)
         transform = imagenet_five_crop_transform if self.five_crop else imagenet_val_transform
-        return ExactDecode(transform(size, resize, crop, self.mean, self.std))
+        geometry = FastCenterCrops(size, resize, crop, five_crop=self.five_crop).geometry
+        return ExactDecode(transform(size, resize, crop, self.mean, self.std), geometry)

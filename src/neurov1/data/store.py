@@ -70,7 +70,8 @@ def _record(sample: Sample, long_side: int, quality: int, unreadable: str) -> An
         with open(unreadable, "a") as file:  # one short append per line: safe from several processes
             file.write(f"{path}\t{type(error).__name__}: {error}\n")
         return
-    yield {"image": data, "label": label, "width": width, "height": height}
+    # id: the file's stem (the ImageId of the ILSVRC2012 localisation files: data.boxes)
+    yield {"image": data, "label": label, "width": width, "height": height, "id": Path(path).stem}
 
 
 def _write_shard(

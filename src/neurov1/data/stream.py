@@ -26,11 +26,12 @@ from litdata.streaming.sampler import ChunkedIndex
 from PIL import Image
 
 from neurov1.data.base import BaseDataModule
+from neurov1.data.boxes import UNKNOWN, located, read_boxes
 from neurov1.data.decode import FastCenterCrops, FastTrainCrop
 from neurov1.data.sampling import sample_random_state, sample_seed
 from neurov1.data.store import read_manifest
 from neurov1.data.transforms import ChannelStat
-from neurov1.errors import check_int
+from neurov1.errors import ConfigError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,34 @@ class DecodedStream(StreamingDataset):
     ``augment``: seed every item's random crop and flip with (seed, epoch, index); without, decode deterministically.
     """
 
-    def __init__(self, input_dir: str, decode: Callable, augment: bool, **settings: Any) -> None:
+    def __init__(
+        self,
+        input_dir: str,
+        decode: Callable,
+        augment: bool,
+        centers: dict[str, tuple[float, float]] | None = None,
+        **settings: Any,
+    ) -> None:
         super().__init__(input_dir, **settings)
         self.decode = decode
         self.augment = augment
+        self.centers = centers  # data.boxes: {ImageId: object centre in original pixels}
 
     def __getitem__(self, index: ChunkedIndex | int) -> tuple[torch.Tensor, int]:
         item = super().__getitem__(index)
         position = index.index if isinstance(index, ChunkedIndex) else int(index)
         seed = sample_seed(self.seed, self.current_epoch, position) if self.augment else None
         with sample_random_state(seed), Image.open(io.BytesIO(item["image"])) as image:
-            return self.decode(image, (item["width"], item["height"])), item["label"]
+            size = (item["width"], item["height"])
+            if self.centers is not None:
+                if "id" not in item:
+                    raise ConfigError(
+                        "data.boxes: this store was written before stores kept image ids; write it again with "
+                        "python -m neurov1.prepare to use object boxes."
+                    )
+                sample, center = located(self.decode, image, self.centers.get(item["id"], UNKNOWN), size)
+                return sample, item["label"], center
+            return self.decode(image, size), item["label"]
 
 
 class TrainedPositionLoader(StreamingDataLoader):
@@ -107,8 +125,10 @@ class ImageNetStreamDataModule(BaseDataModule):
         train_crop: int = 224,
         val_resize: int = 256,
         cache_dir: str | None = None,
+        boxes: str | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, image_size, mean, std, five_crop, shuffle_seed)
+        self.boxes = boxes
         self.root = str(root).rstrip("/")
         self.train_crop = train_crop
         self.val_resize = val_resize
@@ -144,6 +164,7 @@ class ImageNetStreamDataModule(BaseDataModule):
             f"{self.root}/{split}",
             decode,
             augment,
+            read_boxes(self.boxes) if self.boxes else None,
             cache_dir=self.cache_dir,
             shuffle=augment,
             drop_last=augment,

@@ -12,6 +12,8 @@ from typing import Any
 
 from torch import nn
 
+from neurov1.components.cortical_magnification import GAZES
+from neurov1.errors import ConfigError
 from neurov1.models.contract import ScoringContract
 
 Provenance = Mapping[str, Any] | None  # where the weights come from (checkpoint path or training epoch)
@@ -43,6 +45,15 @@ class EvaluatedModel:
     def of_network(cls, net: nn.Module, architecture: Mapping[str, Any], label: str) -> "EvaluatedModel":
         """A network built from ``architecture`` (``model.net``) alone, with the contract it makes by default."""
         return cls(net, ScoringContract.of(net, architecture), {"components": {}, **architecture}, label)
+
+
+def check_gaze(gaze: str) -> str:
+    """``eval.gaze`` (from ``model.gaze``): ``center`` pins the cortical magnification's fixation at the polar
+    centre while scoring, as the monkeys of the V1 experiments fixated the screen's centre; ``free`` lets the
+    model's fixation policy choose."""
+    if gaze not in GAZES:
+        raise ConfigError(f"eval.gaze (model.gaze): center or free, got {gaze!r}.")
+    return gaze
 
 
 @dataclass

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from neurov1.components.cortical_magnification import fixed_gaze
 from neurov1.errors import ConfigError, check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance, check_gaze
 from neurov1.evaluation.brainscore.environment import import_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
 from neurov1.evaluation.brainscore.model import brain_model, model_identifier
@@ -131,7 +132,7 @@ class RegionsEvaluation(Evaluation):
     Args:
         regions: a subset of V2, V4, IT.
         layers: ``scan`` (the backbone's layer scan after its V1 layer) or a list of module names.
-        seed, batch_size, cache_dir: as ``eval=v1``.
+        seed, batch_size, cache_dir, gaze: as ``eval=v1``.
     """
 
     name = "regions"
@@ -143,8 +144,10 @@ class RegionsEvaluation(Evaluation):
         seed: int = 0,
         batch_size: int = 64,
         cache_dir: str | None = None,
+        gaze: str = "center",
     ) -> None:
         check_int(batch_size, "eval.batch_size", 64)
+        self.gaze = check_gaze(gaze)
         unknown = sorted(set(regions) - set(REGION_BENCHMARKS))
         if unknown or not regions:
             raise ConfigError(f"eval.regions: choose among {list(REGION_BENCHMARKS)}, got {list(regions)}.")
@@ -168,9 +171,12 @@ class RegionsEvaluation(Evaluation):
             return benchmark(committed)
 
         started = time.time()
+        with fixed_gaze(net, self.gaze):
+            scored_regions = score_regions(self.regions, layers, score, brainscore_vision.load_benchmark)
         report = {
             "model": label,
-            "regions": score_regions(self.regions, layers, score, brainscore_vision.load_benchmark),
+            "gaze": self.gaze,
+            "regions": scored_regions,
             "candidate_layers": layers,
             "visual_degrees": degrees,
             "image_size": size,

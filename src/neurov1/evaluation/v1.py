@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from neurov1.components.cortical_magnification import fixed_gaze
 from neurov1.errors import check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance, check_gaze
 from neurov1.evaluation.brainscore.evaluation import evaluate_v1, layers_to_score
 from neurov1.evaluation.brainscore.scoring import V1Settings
 from neurov1.evaluation.brainscore.tables import write_v1_outputs
@@ -41,6 +42,8 @@ class V1Evaluation(Evaluation):
         predictivity, source, benchmarks, seed: :class:`neurov1.evaluation.brainscore.scoring.V1Settings`.
         batch_size: images per forward pass; cache_dir: Brain-Score's caches and the generated stimuli.
         five_crop: training validation also reports the mean prediction over five crops (read by the data groups).
+        gaze: ``center`` (default) pins the cortical magnification's fixation at the polar centre while scoring;
+            ``free`` lets the fixation policy choose (``model.gaze``); recorded in ``v1_scores.json``.
     """
 
     name = "v1"
@@ -55,8 +58,10 @@ class V1Evaluation(Evaluation):
         batch_size: int = 64,
         cache_dir: str | None = None,
         five_crop: bool = False,
+        gaze: str = "center",
     ) -> None:
         check_int(batch_size, "eval.batch_size", 64)
+        self.gaze = check_gaze(gaze)
         self.settings = V1Settings(predictivity, source, seed, tuple(benchmarks) if benchmarks else None)
         self.layers = layers if isinstance(layers, str) else list(layers)
         self.batch_size = batch_size
@@ -68,8 +73,10 @@ class V1Evaluation(Evaluation):
     ) -> Outcome:
         label = model.label
         layers = layers_to_score(self.layers, model)
-        report = evaluate_v1(model, self.settings, layers, batch_size=self.batch_size, cache_dir=self.cache_dir)
+        with fixed_gaze(model.net, self.gaze):
+            report = evaluate_v1(model, self.settings, layers, batch_size=self.batch_size, cache_dir=self.cache_dir)
         report.update(provenance or {})
+        report["gaze"] = self.gaze
         report["components"] = list(model.architecture["components"])
         paths = write_v1_outputs(report, out_dir, label)
         scores = report["scores"]

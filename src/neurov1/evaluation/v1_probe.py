@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from neurov1.components.cortical_magnification import fixed_gaze
 from neurov1.errors import check_int
-from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance
+from neurov1.evaluation.base import EvaluatedModel, Evaluation, Outcome, Provenance, check_gaze
 from neurov1.evaluation.brainscore.benchmarks import PROPERTY_GROUPS
 from neurov1.evaluation.brainscore.environment import configure_brainscore
 from neurov1.evaluation.brainscore.evaluation import layers_to_score
@@ -196,6 +197,7 @@ class V1ProbeEvaluation(Evaluation):
         predictivity, source, benchmarks, seed: as ``eval=v1`` (:class:`V1Settings`); ``source=offline`` never
             touches the network.
         batch_size: stimuli per forward pass; cache_dir: Brain-Score's caches; progress: a progress bar.
+        gaze: as ``eval=v1`` (``center``: fixation pinned at the polar centre); recorded in ``v1_probe.json``.
     """
 
     name = "v1_probe"
@@ -210,8 +212,10 @@ class V1ProbeEvaluation(Evaluation):
         batch_size: int = 64,
         cache_dir: str | None = None,
         progress: bool = True,
+        gaze: str = "center",
     ) -> None:
         check_int(batch_size, "eval.batch_size", 64)
+        self.gaze = check_gaze(gaze)
         self.settings = V1Settings(predictivity, source, seed, tuple(benchmarks) if benchmarks else None)
         self.layer = layer
         self.batch_size = batch_size
@@ -223,9 +227,8 @@ class V1ProbeEvaluation(Evaluation):
     ) -> Outcome:
         label = model.label
         (layer,) = layers_to_score(self.layer, model)
-        report = {
-            **self.settings.header(label),
-            **probe_v1(
+        with fixed_gaze(model.net, self.gaze):
+            probed = probe_v1(
                 model.net,
                 layer,
                 self.settings,
@@ -233,9 +236,13 @@ class V1ProbeEvaluation(Evaluation):
                 batch_size=self.batch_size,
                 cache_dir=self.cache_dir,
                 progress=self.progress,
-            ),
+            )
+        report = {
+            **self.settings.header(label),
+            **probed,
             **(provenance or {}),
             "components": list(model.architecture["components"]),
+            "gaze": self.gaze,
         }
         paths = write_v1_outputs(report, out_dir, label, stem="v1_probe", plot_stem="v1_probe")
         property_score = report["scores"]["v1_property"]

@@ -98,6 +98,11 @@ def _preset(name: str) -> dict[str, Any]:
 def resolve_component(name: str, node: Mapping[str, Any] | None) -> dict[str, Any]:
     """One component's complete node: ``_target_``, ``site`` and every constructor parameter (defaults filled)."""
     node = dict(node or {})
+    if "_target_" not in node and "fixation" in node:
+        raise ConfigError(
+            f"{KEY}.{name}.fixation: a fixation policy moves the polar map of the cortical magnification, which this "
+            "model does not have: add it (+model/components=cortical_mag or all) or drop the fixation override."
+        )
     if "_target_" not in node:
         node = {**_preset(name), **node}
     key = f"{KEY}.{name}"
@@ -120,7 +125,10 @@ def resolve_component(name: str, node: Mapping[str, Any] | None) -> dict[str, An
             raise ConfigError(
                 f"{key}: unknown parameter {parameter!r}.{hint} {node['_target_']} takes {', '.join(own) or 'none'}."
             )
+    nested = getattr(factory.func, "NODE_PARAMETERS", ())  # config nodes of their own: absent unless given
     for parameter in own:
+        if parameter in nested:
+            continue
         if parameter not in parameters and accepted[parameter].default is not inspect.Parameter.empty:
             parameters[parameter] = _plain(accepted[parameter].default)
     return {"_target_": node["_target_"], "site": site, **parameters}

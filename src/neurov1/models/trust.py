@@ -28,7 +28,7 @@ from neurov1.utils.config import group_options, load_option
 
 OPTION = "trusted_targets"
 # The config groups whose bundled targets a saved model may name (its net, optimizer, scheduler and data).
-MODEL_GROUPS = ("model/components", "model/optimizer", "model/scheduler", "data")
+MODEL_GROUPS = ("model/components", "fixation", "model/optimizer", "model/scheduler", "data")
 TORCH_SCHEDULERS = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 

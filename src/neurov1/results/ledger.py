@@ -45,6 +45,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "curves": Optional_({str: [{str: NUMBER}]}),
         "finetune": Optional_(dict),
         "adversarial_training": Optional_(dict),
+        "fixation": Optional_(str),
     },
     "evaluate": {
         "eval": str,

@@ -46,6 +46,15 @@ TABLE2 = tuple((f"v1/{group}", group.replace("_", " ").capitalize()) for group i
 TABLE4 = (*TABLE1, ("adversarial/clean_acc1", "Clean acc. (PGD set)"), ("adversarial/acc1", "PGD acc."))
 TABLE7 = (("v1/overall", "V1"), ("regions/V2", "V2"), ("regions/V4", "V4"), ("regions/IT", "IT"))
 BASELINE = "baseline"
+# Where to look (fixation policies of the cortical magnification): runs on data with known object centres.
+WHERE_TO_LOOK_FINAL = ("val/fixation_error", "val/acc1_glimpses")
+WHERE_TO_LOOK = (
+    ("val/acc1", "Top-1"),
+    ("val/acc1_glimpses", "Top-1, glimpses"),
+    ("v1_probe/property", "V1 Property (probe, gaze pinned)"),
+    ("val/fixation_error", "Fixation error (deg)"),
+)
+FIXATION_SUFFIX = re.compile(r" \[fixation=(\w+)\]")
 # How a run was trained (its regime), from its record; each regime gets its own rows (a fine-tuned head's accuracy is
 # not ImageNet's).
 REGIME_SUFFIX = {"standard": "", "adversarial": " (Free-AT)", "finetune": " (fine-tuned head)"}
@@ -67,7 +76,9 @@ def training_regime(record: dict[str, Any]) -> str:
 
 
 def _label(record: dict[str, Any], regime: str) -> str:
-    return f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{REGIME_SUFFIX[regime]}"
+    policy = record.get("fixation") or "center"
+    fixation = f" [fixation={policy}]" if policy != "center" else ""
+    return f"{record['arch']}: {'+'.join(record['components']) or BASELINE}{fixation}{REGIME_SUFFIX[regime]}"
 
 
 def failed_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,6 +98,9 @@ def run_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         regime = training_regime(record)
         metrics = {key: value for key, value in record["final"].items() if not key.startswith(("train/", "val/"))}
         metrics["val/acc1"] = record["best"]["value"]
+        for key in WHERE_TO_LOOK_FINAL:  # (of the last epoch)
+            if record["final"].get(key) is not None:
+                metrics[key] = record["final"][key]
         runs[os.path.abspath(record["run_dir"])] = {
             "label": _label(record, regime),
             "regime": regime,
@@ -169,6 +183,39 @@ def comparison_table(aggregated: dict[str, Stats], columns: tuple[tuple[str, str
     table = Table(title, ["model", *(t for _, t in columns)])
     for label in sorted(aggregated, key=lambda label: (label == baseline_label, label)):
         table.rows.append([label, *(_cell(aggregated[label], baseline, key) for key, _ in columns)])
+    return table
+
+
+def where_to_look_table(aggregated: dict[str, Stats]) -> Table:
+    """Each fixation policy's accuracy, glimpses, V1 probe score, fixation error and the share of the gap between
+    the centre (no policy) and the given fixation (the object's true centre) that it recovers."""
+    table = Table(
+        "Where to look: fixation policies on data with known object centres (mean ± std over seeds)",
+        ["model", "policy", *(title for _, title in WHERE_TO_LOOK), "Share of the centre-to-given gap"],
+    )
+
+    def base_and_policy(label: str) -> tuple[str, str]:
+        found = FIXATION_SUFFIX.search(label)
+        return FIXATION_SUFFIX.sub("", label), found.group(1) if found else "center"
+
+    by_base: dict[str, dict[str, Stats]] = defaultdict(dict)
+    for label, stats in aggregated.items():
+        base, policy = base_and_policy(label)
+        by_base[base][policy] = stats
+    order = ["center", "given", "learned", "saliency"]
+    for base, policies in sorted(by_base.items()):
+        center, given = policies.get("center"), policies.get("given")
+        for policy in sorted(policies, key=lambda p: (order.index(p) if p in order else len(order), p)):
+            stats = policies[policy]
+            share = "n/a"
+            if center and given and "val/acc1" in stats and given["val/acc1"][0] != center["val/acc1"][0]:
+                gap = given["val/acc1"][0] - center["val/acc1"][0]
+                share = f"{(stats['val/acc1'][0] - center['val/acc1'][0]) / gap:.0%}"
+            table.rows.append([base, policy, *(_cell(stats, None, key) for key, _ in WHERE_TO_LOOK), share])
+    table.notes.append(
+        "Top-1: best epoch; glimpses and fixation error: last epoch (fixation error: mean distance of the fixation "
+        "to the object's centre in degrees of visual angle); V1 Property: eval=v1_probe of the run's checkpoint."
+    )
     return table
 
 
@@ -260,6 +307,9 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
     }
     if robust:
         tables += robustness_tables(robust)
+    where = {label: stats for label, stats in by_regime["standard"].items() if "val/fixation_error" in stats}
+    if where:
+        tables.append(where_to_look_table(where))
     if failed := failed_runs(records):
         tables.append(failed_table(failed))
     return tables, by_regime

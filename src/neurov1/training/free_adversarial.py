@@ -106,8 +106,8 @@ class FreeAdversarialModule(NeuroV1Module):
         super().on_load_checkpoint(checkpoint)
         self.delta = checkpoint.get(DELTA_KEY)  # None from a standard checkpoint or one saved before any batch
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, labels = batch
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        images, labels, *_ = batch  # (object centres, if the data has them, are not used here)
         settings = self.hparams["adversarial"]
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         if self.delta is None:

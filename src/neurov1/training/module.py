@@ -1,6 +1,7 @@
 """The LightningModule: a neuro-constrained ResNet trained for ImageNet-style classification (paper Sec. 3.2)."""
 
 import functools
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,15 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from neurov1.components.cortical_magnification import GAZES, PolarTransform
 from neurov1.errors import ConfigError, Diverged
-from neurov1.models import backbone_for, build_network, rename_legacy_keys, resolve_components
+from neurov1.inspection.fixation import FIGURE, fixation_figure, validation_samples
+from neurov1.models import backbone_for, build_network, fixation, rename_legacy_keys, resolve_components
 from neurov1.models.contract import VISUAL_DEGREES, ScoringContract
 from neurov1.training.checkpoints import LOWER_LR_HINT, read_checkpoint
 from neurov1.utils.instantiate import instantiate, keyword_parameters
+
+log = logging.getLogger(__name__)
 
 # Older checkpoints stored the paper's optimizer and schedule as bare settings.
 LEGACY_TARGETS = {"optimizer": "torch.optim.SGD", "scheduler": "torch.optim.lr_scheduler.MultiStepLR"}
@@ -63,10 +68,31 @@ class NeuroV1Module(L.LightningModule):
         scoring: the model's :class:`ScoringContract` (what every scoring path reads), saved with it; null: made
             from the settings above (the backbone's V1 layer, ``input_size``, ``visual_degrees``, the data's
             normalisation and ``five_crop``), as for checkpoints from before it was saved.
+        gaze: where the cortical magnification looks during neural scoring (``eval=v1|v1_probe|regions``, the
+            Brain-Score export read it from ``model.gaze``): ``center`` pins it at the polar centre (the monkeys
+            fixated the screen's centre), ``free`` lets the fixation policy choose. Not a hyperparameter.
+        glimpses: at validation, also the mean prediction over the policy's k best fixations
+            (``val/acc1_glimpses``; 1: none). Not a hyperparameter.
+
+    With a fixation policy (``fixation=learned|saliency|given``) a batch may carry each image's object centre
+    (``(images, labels, centers)``; ``(x, y)`` in [-1, 1], NaN where unknown): ``given`` fixates there, ``learned``
+    adds its ``loss_weight`` x the mean squared distance of its fixation to the known centres to the loss
+    (``train/fixation_loss``), and validation logs ``val/fixation_error``, the mean distance in degrees of visual
+    angle (``visual_degrees`` per image width) of the fixation (the polar centre without a policy) to the centre.
     """
 
     # The metrics this module logs (a checkpoint's ``monitor`` is checked against them before training).
-    LOGGED_METRICS = ("val/acc1", "val/acc5", "val/loss", "val/acc1_five_crop", "train/loss", "train/acc1")
+    LOGGED_METRICS = (
+        "val/acc1",
+        "val/acc5",
+        "val/loss",
+        "val/acc1_five_crop",
+        "val/acc1_glimpses",
+        "val/fixation_error",
+        "train/loss",
+        "train/acc1",
+        "train/fixation_loss",
+    )
 
     def __init__(
         self,
@@ -80,8 +106,16 @@ class NeuroV1Module(L.LightningModule):
         channels_last: bool | str = "auto",
         compile: bool = False,
         scoring: dict[str, Any] | None = None,
+        gaze: str = "center",
+        glimpses: int = 1,
     ) -> None:
         super().__init__()
+        if gaze not in GAZES:
+            raise ConfigError(f"model.gaze: center (pinned at the polar centre) or free (the policy), got {gaze!r}.")
+        if isinstance(glimpses, bool) or not isinstance(glimpses, int) or glimpses < 1:
+            raise ConfigError(f"model.glimpses: a positive integer (1: one fixation), got {glimpses!r}.")
+        self.gaze = gaze
+        self.glimpses = glimpses
         net = {"backbone": None, **net, "components": resolve_components(net.get("components") or {})}
         if finetune is not None and finetune.get("batchnorm") not in ("train", "eval"):
             raise ConfigError(f"finetune.batchnorm must be train or eval, got {finetune.get('batchnorm')!r}")
@@ -125,6 +159,8 @@ class NeuroV1Module(L.LightningModule):
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.val_acc1_five_crop = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc1_glimpses = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_fixation_error = MeanMetric()
         self.loss = nn.CrossEntropyLoss()
         self._unchecked_loss: tuple[Tensor, int, int, float] | None = None
 
@@ -185,10 +221,56 @@ class NeuroV1Module(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, labels = batch
-        logits = self(images)
+    @property
+    def polar_transforms(self) -> list[PolarTransform]:
+        """The network's cortical magnification modules (where fixation policies live)."""
+        return fixation.polar_transforms(self.net)
+
+    @property
+    def fixation_policy(self) -> str:
+        """``center`` (no policy, or no cortical magnification), or the policy's name."""
+        return fixation.fixation_policy(self.net)
+
+    def look(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
+        """The logits, with ``centers`` (N, 2) given to the ``given`` policy (None: it fixates the centre)."""
+        return fixation.look(self.net, images, centers)
+
+    def fixations(self, count: int) -> Tensor | None:
+        """(count, 2) the last forward's fixations (:func:`neurov1.models.fixation.last_fixations`)."""
+        return fixation.last_fixations(self.net, count)
+
+    def fixation_loss(self, centers: Tensor | None) -> Tensor | None:
+        """``loss_weight`` x the mean squared distance of each learned fixation to the known centres, or None."""
+        if centers is None:
+            return None
+        known = ~centers.isnan().any(-1)
+        losses = [
+            polar.fixation.loss_weight * (polar.last_fixation[known] - centers[known]).square().sum(-1).mean()
+            for polar in self.polar_transforms
+            if polar.fixation is not None and polar.fixation.loss_weight > 0 and polar.last_fixation is not None
+        ]
+        if not losses or not bool(known.any()):
+            return None
+        return torch.stack(losses).sum()
+
+    def fixation_error(self, centers: Tensor) -> Tensor:
+        """(n,) distances in degrees of visual angle from each fixation to its known centre (rows without one
+        left out); the image centre for a model without cortical magnification."""
+        known = ~centers.isnan().any(-1)
+        fixations = self.fixations(len(centers))
+        fixations = centers.new_zeros(centers.shape) if fixations is None else fixations.to(centers)
+        degrees_per_unit = self.hparams["visual_degrees"] / 2  # one image width is 2 units
+        return (fixations[known] - centers[known]).norm(dim=-1) * degrees_per_unit
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        images, labels, *rest = batch
+        centers = rest[0] if rest else None
+        logits = self.look(images, centers)
         loss = self.loss(logits, labels)
+        auxiliary = self.fixation_loss(centers)
+        if auxiliary is not None:
+            self.log("train/fixation_loss", auxiliary.detach(), on_step=True, on_epoch=True)
+            loss = loss + auxiliary
         self.train_acc1(logits.detach(), labels)
         self.log_training(loss)
         return loss
@@ -222,6 +304,32 @@ class NeuroV1Module(L.LightningModule):
                 "weights."
             )
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Drop the graph of the recorded fixations (so the network can be copied, e.g. for an evaluation)."""
+        for polar in self.polar_transforms:
+            if polar.last_fixation is not None:
+                polar.last_fixation = polar.last_fixation.detach()
+
+    def on_fit_end(self) -> None:
+        """``fixations.png`` in the run folder (and to W&B): validation images with the chosen fixations, the known
+        object centres and the polar rings (models with cortical magnification)."""
+        trainer = self.trainer
+        dataset = getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule is not None else None
+        if not self.polar_transforms or dataset is None or not trainer.is_global_zero:
+            return
+        path = Path(trainer.default_root_dir) / FIGURE
+        try:  # a figure: the finished run stands without it
+            images, centers = validation_samples(dataset, 16)
+            mean, std = self.scoring.channel_mean()[0], self.scoring.channel_std()[0]
+            centers = None if centers is None else centers.to(self.device)
+            fixation_figure(self, images.to(self.device), centers, path, "", mean, std)
+        except Exception as error:  # noqa: BLE001
+            log.warning("%s not drawn: %s: %s", path, type(error).__name__, error)
+            return
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.log_image("fixations", [str(path)])
+
     def on_train_epoch_end(self) -> None:
         self.check_last_loss()
 
@@ -241,15 +349,28 @@ class NeuroV1Module(L.LightningModule):
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch
+    def glimpse_predictions(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
+        """(N, classes) the mean softmax over the policy's ``glimpses`` best fixations
+        (:func:`neurov1.models.fixation.glimpse_predictions`)."""
+        return fixation.glimpse_predictions(self.net, images, self.glimpses, centers)
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        images, labels, *rest = batch
+        centers = rest[0] if rest else None
         if images.ndim == 5:  # five crops (N, 5, C, H, W): the prediction is the mean softmax over the crops
             views = self(images.flatten(0, 1)).unflatten(0, images.shape[:2])
             self.val_acc1_five_crop(views.softmax(-1).mean(1), labels)
             self.log("val/acc1_five_crop", self.val_acc1_five_crop, prog_bar=True)
             logits = views[:, 4]  # the centre crop: the single-crop evaluation
         else:
-            logits = self(images)
+            if self.glimpses > 1:
+                self.val_acc1_glimpses(self.glimpse_predictions(images, centers), labels)
+                self.log("val/acc1_glimpses", self.val_acc1_glimpses, prog_bar=True)
+            logits = self.look(images, centers)
+            if centers is not None and bool((~centers.isnan().any(-1)).any()):
+                errors = self.fixation_error(centers)
+                self.val_fixation_error(errors)
+                self.log("val/fixation_error", self.val_fixation_error)
         self.val_acc1(logits, labels)
         self.val_acc5(logits, labels)
         self.log("val/loss", self.loss(logits, labels), prog_bar=True, sync_dist=True)

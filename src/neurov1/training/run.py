@@ -199,6 +199,7 @@ def run_summary(
         "run_id": cfg.run_id,
         "components": model.components,
         "component_params": model.hparams["net"]["components"],
+        "fixation": getattr(model, "fixation_policy", "center"),
         "arch": cfg.model.net.arch,
         "seed": cfg.seed,
         "ckpt_init": cfg.get("ckpt_init"),

@@ -56,6 +56,8 @@ FREE = (
     "model.channels_last",
     "model.compile",
     "model.visual_degrees",
+    "model.gaze",  # where neural scoring fixates
+    "model.glimpses",  # an extra validation prediction
 )
 UNSET = "<unset>"
 

@@ -21,14 +21,29 @@ def model_label(net: Mapping[str, Any]) -> str:
     return f"{net['arch']}-{components_label(net['components'])}"
 
 
+def fixation_policy(components: Mapping[str, Any]) -> str:
+    """The fixation policy of the cortical magnification (``fixation=<policy>``): ``center`` without one."""
+    node = (resolve_components(components).get("cortical_mag") or {}).get("fixation")
+    if not node:
+        return "center"
+    name = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+    return name.removesuffix("Fixation").lower() or "center"
+
+
 def run_name(components: Mapping[str, Any], seed: int) -> str:
-    """``baseline-s0`` or ``center_surround+tuned_norm-s1``."""
-    return f"{components_label(components)}-s{seed}"
+    """``baseline-s0``, ``center_surround+tuned_norm-s1``, or with a fixation policy ``cortical_mag-learned-s0``."""
+    policy = fixation_policy(components)
+    return f"{components_label(components)}{'' if policy == 'center' else f'-{policy}'}-s{seed}"
 
 
 def run_tags(components: Mapping[str, Any], seed: int) -> list[str]:
-    """One tag per component (or ``baseline``) and ``seed=<n>``."""
-    return [*components_label(components).split("+"), f"seed={seed}"]
+    """One tag per component (or ``baseline``), ``fixation=<policy>`` with a policy, and ``seed=<n>``."""
+    policy = fixation_policy(components)
+    return [
+        *components_label(components).split("+"),
+        *([f"fixation={policy}"] if policy != "center" else []),
+        f"seed={seed}",
+    ]
 
 
 def sweep_group(hydra_config: DictConfig | None = None) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from neurov1.errors import ConfigError
+from neurov1.evaluation.base import check_gaze
 from neurov1.models.contract import ScoringContract
 from neurov1.models.trust import config_targets, is_trusted
 from neurov1.utils.io import atomic_writer, write_text_atomic
@@ -50,6 +51,7 @@ import torch
 from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
 
 from neurov1.evaluation.brainscore.model import whole_network_wrapper
+from neurov1.components import PolarTransform
 from neurov1.models import build_network
 from neurov1.models.trust import check_saved_targets
 
@@ -58,6 +60,7 @@ IDENTIFIER = {identifier!r}
 LAYERS = [{layer!r}]  # the committed V1 layer
 VISUAL_DEGREES = {visual_degrees!r}
 IMAGE_SIZE = {image_size!r}
+GAZE = {gaze!r}  # center: the cortical magnification fixates the polar centre (as the monkeys did) | free
 MEAN, STD = {mean!r}, {std!r}  # the training normalisation, per channel
 WEIGHTS = Path(__file__).with_name("weights.pt")
 # Code of this model's own beyond neurov1's, trusted by whoever exported it: weights.pt may name nothing else.
@@ -69,6 +72,10 @@ def network() -> torch.nn.Module:
     check_saved_targets({{"net": saved["net"]}}, str(WEIGHTS), TRUSTED_TARGETS)
     net = build_network(**saved["net"])
     net.load_state_dict(saved["state_dict"])
+    if GAZE == "center":
+        for module in net.modules():
+            if isinstance(module, PolarTransform):
+                module.gaze = "center"
     return net.eval()
 
 
@@ -105,7 +112,12 @@ def plugin_identifier(label: str) -> str:
 
 
 def write_plugin(
-    out: Path, net: torch.nn.Module, net_config: dict[str, Any], scoring: ScoringContract, label: str
+    out: Path,
+    net: torch.nn.Module,
+    net_config: dict[str, Any],
+    scoring: ScoringContract,
+    label: str,
+    gaze: str = "center",
 ) -> Path:
     """Write the plugin folder ``out/<identifier>/`` of ``net`` committed by its ``scoring`` contract; returns it. An
     existing non-empty folder is refused."""
@@ -122,6 +134,7 @@ def write_plugin(
         "image_size": int(scoring.image_size),
         "mean": scoring.channel_mean(),
         "std": scoring.channel_std(),
+        "gaze": check_gaze(gaze),
         "trusted_targets": sorted({target for _, target in config_targets(net_config) if not is_trusted(target)}),
     }
     with atomic_writer(folder / "weights.pt") as file:
