@@ -13,7 +13,8 @@ pytestmark = pytest.mark.xdist_group("brainscore")  # one worker renders the sha
 
 
 def evaluation_env(stimulus_cache, scratch):
-    """Shared generated stimuli; fresh Brain-Score result caches, so every run computes its scores anew."""
+    """Shared generated stimuli; fresh Brain-Score result caches, so every run computes its scores anew (Brain-Score
+    reads them when it is first imported: the commands that get them run as processes of their own)."""
     return {
         "NEUROV1_CACHE_DIR": str(stimulus_cache),
         "BRAINSCORE_HOME": str(scratch / "brain-score"),
@@ -32,7 +33,7 @@ def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tm
             "eval=v1",
             log_dir=scratch / "runs",
             env=evaluation_env(stimulus_cache, scratch),
-            process=True,  # two fresh processes (Brain-Score keeps its caches for the life of a process)
+            process=True,  # two fresh processes
         )
         (run_dir,) = {p.parent for p in (scratch / "runs").rglob("v1_scores.json")}
         reports.append(json.loads((run_dir / "v1_scores.json").read_text()))
@@ -60,9 +61,8 @@ def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tm
 
 def test_v1_callback_logs_scores_during_training(stimulus_cache, tmp_path):
     overrides = ["callbacks=v1", "callbacks.v1.every_n_epochs=1", f"eval.benchmarks=[{PREF_OR}]"]
-    run_module(
-        "neurov1.train", *TINY_DEMO, *overrides, log_dir=tmp_path / "runs", env=evaluation_env(stimulus_cache, tmp_path)
-    )
+    environment = evaluation_env(stimulus_cache, tmp_path)
+    run_module("neurov1.train", *TINY_DEMO, *overrides, log_dir=tmp_path / "runs", env=environment, process=True)
     (run_dir,) = run_dirs(tmp_path / "runs")
     report = json.loads((run_dir / "v1" / "epoch_001" / "v1_scores.json").read_text())
     assert report["benchmarks"][PREF_OR]["source"] == "offline" and report["epoch"] == 1
@@ -88,6 +88,7 @@ def test_several_layers_of_an_untrained_model(stimulus_cache, tmp_path):
         f"eval.benchmarks=[{PREF_OR}]",
         log_dir=tmp_path / "runs",
         env=evaluation_env(stimulus_cache, tmp_path),
+        process=True,
     )
     (run_dir,) = {p.parent for p in (tmp_path / "runs").rglob("v1_scores.json")}
     report = json.loads((run_dir / "v1_scores.json").read_text())
