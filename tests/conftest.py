@@ -59,20 +59,22 @@ def run_module(
     check: bool = True,
     env: dict[str, str] | None = None,
     hydra: bool = True,
-    process: bool = False,
+    process: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <overrides> [paths.log_dir=<log_dir>]`` in a clean, offline environment.
 
-    In this process by default (the command's own ``__main__`` code, its exit status and console output as a real
-    process would give them, without paying the imports again); ``process=True`` starts a real process, for tests
-    about processes themselves. ``hydra=False`` for argparse commands (no ``paths.log_dir`` override).
+    A process of its own by default; ``process=False`` runs it in this process (the command's own ``__main__`` code,
+    its exit status and console output as a real process would give them, without paying the imports again), for
+    commands that stop before any work (bad input): what a longer command leaves in a process (Brain-Score's caches,
+    modules imported from its PYTHONPATH) can change the tests that run after it there.
+    ``hydra=False`` for argparse commands (no ``paths.log_dir`` override).
     """
     variables = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "BRAINIO", "RESULTCACHING"))}
     variables.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, WANDB_SILENT="true", PYTHONUNBUFFERED="1")
     variables.pop("BRAINSCORE_HOME", None)
     variables.update(env or {})
     command = [sys.executable, "-m", module, *overrides, *([f"paths.log_dir={log_dir}"] if hydra else [])]
-    if process or "trainer=ddp" in overrides:  # (Lightning starts the other ranks by re-running the command line)
+    if process:
         result = subprocess.run(command, cwd=REPO, env=variables, capture_output=True, text=True, timeout=1800)
     else:
         result = run_in_process(command, variables)

@@ -102,7 +102,7 @@ def test_divisive_with_local_rf_trains(tmp_path):
 )
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, overrides, message):
     demo = [o for o in TINY_DEMO if not o.startswith("data.")] if overrides[0] == "data=imagenet" else TINY_DEMO
-    result = run_module("neurov1.train", *demo, *overrides, log_dir=tmp_path, check=False)
+    result = run_module("neurov1.train", *demo, *overrides, log_dir=tmp_path, check=False, process=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert "ConfigError" in result.stderr and "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.xdist_group("brainscore")  # one worker renders the sha
 
 def evaluation_env(stimulus_cache, scratch):
     """Shared generated stimuli; fresh Brain-Score result caches, so every run computes its scores anew (Brain-Score
-    reads them when it is first imported: the commands that get them run as processes of their own)."""
+    reads them when it is first imported: the commands that get them run as processes of their own, the default)."""
     return {
         "NEUROV1_CACHE_DIR": str(stimulus_cache),
         "BRAINSCORE_HOME": str(scratch / "brain-score"),
@@ -33,7 +33,6 @@ def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tm
             "eval=v1",
             log_dir=scratch / "runs",
             env=evaluation_env(stimulus_cache, scratch),
-            process=True,  # two fresh processes
         )
         (run_dir,) = {p.parent for p in (scratch / "runs").rglob("v1_scores.json")}
         reports.append(json.loads((run_dir / "v1_scores.json").read_text()))
@@ -62,7 +61,7 @@ def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tm
 def test_v1_callback_logs_scores_during_training(stimulus_cache, tmp_path):
     overrides = ["callbacks=v1", "callbacks.v1.every_n_epochs=1", f"eval.benchmarks=[{PREF_OR}]"]
     environment = evaluation_env(stimulus_cache, tmp_path)
-    run_module("neurov1.train", *TINY_DEMO, *overrides, log_dir=tmp_path / "runs", env=environment, process=True)
+    run_module("neurov1.train", *TINY_DEMO, *overrides, log_dir=tmp_path / "runs", env=environment)
     (run_dir,) = run_dirs(tmp_path / "runs")
     report = json.loads((run_dir / "v1" / "epoch_001" / "v1_scores.json").read_text())
     assert report["benchmarks"][PREF_OR]["source"] == "offline" and report["epoch"] == 1
@@ -88,7 +87,6 @@ def test_several_layers_of_an_untrained_model(stimulus_cache, tmp_path):
         f"eval.benchmarks=[{PREF_OR}]",
         log_dir=tmp_path / "runs",
         env=evaluation_env(stimulus_cache, tmp_path),
-        process=True,
     )
     (run_dir,) = {p.parent for p in (tmp_path / "runs").rglob("v1_scores.json")}
     report = json.loads((run_dir / "v1_scores.json").read_text())
