@@ -55,12 +55,12 @@ def shift_to(x: Tensor, fixation: Tensor, center: tuple[float, float] = (0.0, 0.
     outside). Differentiable in both. Where a fixation that needs no gradient (given, pinned, parameter free)
     equals center, the input is returned exactly (a learned one is always sampled, so its gradient flows)."""
     offset = fixation - fixation.new_tensor(center)
+    still = (offset == 0).all(dim=-1)[:, None, None, None]
+    if not fixation.requires_grad and bool(still.all()):  # (a pinned gaze, a centred batch: no sampling at all)
+        return x
     grid = pixel_grid(*x.shape[-2:], device=x.device, dtype=x.dtype)[None] + offset[:, None, None, :]
     shifted = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if fixation.requires_grad:
-        return shifted
-    still = (offset == 0).all(dim=-1)[:, None, None, None]
-    return torch.where(still, x, shifted)
+    return shifted if fixation.requires_grad else torch.where(still, x, shifted)
 
 
 def peaks(weights: Tensor, k: int) -> Tensor:
