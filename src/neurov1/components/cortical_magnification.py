@@ -248,7 +248,8 @@ class PolarTransform(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., H, W) -> (..., H_out, W_out)."""
         self._check_input(x)
-        if x.ndim == 4 and (self.fixation is not None or isinstance(self.gaze, torch.Tensor)):
+        # (the module's own state decides first: torch.fx traces x.ndim as a proxy, which cannot decide a branch)
+        if (self.fixation is not None or isinstance(self.gaze, torch.Tensor)) and x.ndim == 4:
             x = self.fixate(x)
         else:
             self.last_fixation = None  # (not one of an earlier forward)

@@ -140,9 +140,8 @@ class LearnedFixation(Fixation):
         self.loss_weight = float(loss_weight)
         self.pool = pool
         self.hidden = nn.Conv2d(channels, hidden, 3, padding=1)
-        self.out = nn.Conv2d(hidden, 1, 3, padding=1)
+        self.out = nn.Conv2d(hidden, 1, 3, padding=1, bias=False)  # (a bias cannot move a spatial softmax)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def logits(self, x: Tensor) -> Tensor:
         """(N, H / pool, W / pool) the head's map before the spatial softmax (plus the log of the normalised
