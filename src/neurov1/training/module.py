@@ -312,10 +312,11 @@ class NeuroV1Module(L.LightningModule):
 
     def on_fit_end(self) -> None:
         """``fixations.png`` in the run folder (and to W&B): validation images with the chosen fixations, the known
-        object centres and the polar rings (models with cortical magnification)."""
+        object centres and the polar rings (models with cortical magnification, when validation runs: not for a
+        benchmark's fit, whose Trainer has no run folder)."""
         trainer = self.trainer
         dataset = getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule is not None else None
-        if not self.polar_transforms or dataset is None or not trainer.is_global_zero:
+        if not self.polar_transforms or dataset is None or not trainer.is_global_zero or not trainer.limit_val_batches:
             return
         path = Path(trainer.default_root_dir) / FIGURE
         try:  # a figure: the finished run stands without it
