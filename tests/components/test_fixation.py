@@ -1,6 +1,7 @@
 """Fixation policies of the cortical magnification against direct, slow evaluations of their equations."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -67,11 +68,11 @@ def test_centroid_and_peaks_match_direct_sums():
 
 def test_the_shift_gradient_reaches_the_fixation_head():
     torch.manual_seed(0)
-    transform = polar(LearnedFixation, channels=3)
+    transform = polar(partial(LearnedFixation, prior="none"), channels=3)
     head = transform.fixation
     x = torch.randn(4, 3, 16, 16)
     target = torch.randn(4, 3, 8, 8)
-    assert torch.allclose(head(x), torch.zeros(4, 2), atol=1e-6)  # zero-initialised: starts at the centre
+    assert torch.allclose(head(x), torch.zeros(4, 2), atol=1e-6)  # zero-initialised, no prior: starts at the centre
     (transform(x) * target).sum().backward()  # the classification-like loss only
     assert head.out.weight.grad.abs().sum() > 0
     with torch.no_grad():
@@ -221,6 +222,9 @@ def test_placement_is_checked_and_run_names_carry_the_policy():
     assert run_name({"cortical_mag": learned}, 1) == "cortical_mag-learned-s1"
     assert run_name({"cortical_mag": node}, 1) == "cortical_mag-s1"  # center: today's names
     assert "fixation=learned" in run_tags({"cortical_mag": learned}, 1)
+    for prior, policy in (("saliency", "learned"), ("none", "learned_no_prior")):  # (the report keeps them apart)
+        head = {**learned["fixation"], "prior": prior}
+        assert f"fixation={policy}" in run_tags({"cortical_mag": {**learned, "fixation": head}}, 1)
 
 
 def test_demo_samples_carry_their_centre_mirrored_with_the_flip():
@@ -243,8 +247,9 @@ def test_demo_samples_carry_their_centre_mirrored_with_the_flip():
 def test_the_learned_head_with_the_saliency_prior_starts_at_the_saliency_centroid():
     x = torch.zeros(2, 3, 16, 16)
     x[:, :, 2:6, 10:14] = torch.randn(2, 3, 4, 4) * 5
-    head = LearnedFixation(3, prior="saliency", pool=1)
+    head = LearnedFixation(3, pool=1)  # (the saliency prior is the default)
     torch.testing.assert_close(head(x), SaliencyFixation()(x), atol=1e-3, rtol=0)
+    assert (head.policy, LearnedFixation(3, prior="none").policy) == ("learned", "learned_no_prior")
     with pytest.raises(Exception, match="prior"):
         LearnedFixation(3, prior="other")
 

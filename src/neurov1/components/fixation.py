@@ -11,10 +11,11 @@ Coordinates are those of ``F.grid_sample``: ``(x, y)`` in [-1, 1], x to the righ
 Policies (each a ``_partial_`` node; the polar transform gives it ``channels`` and ``input_size``):
 
 - :class:`LearnedFixation`: a small head on the site's features (average pool 2, 3x3 conv, ReLU, 3x3 conv to one
-  map, spatial softmax, centroid), its output convolution zero-initialised so that training starts at the centre;
-  trained end to end through the shift, plus ``loss_weight`` x the mean squared distance (in these units) to the
-  object's centre where the data knows it. ``prior="saliency"`` adds the log of the normalised saliency map below
-  to the head's map, so that it starts at the saliency centroid and learns a correction.
+  map, spatial softmax, centroid), trained end to end through the shift, plus ``loss_weight`` x the mean squared
+  distance (in these units) to the object's centre where the data knows it. Its output convolution is
+  zero-initialised and its map is added to the log of the normalised saliency map below (``prior="saliency"``, the
+  default), so that it starts at the saliency centroid and learns a correction; ``prior="none"`` (the policy
+  ``learned_no_prior``) starts it at the centre.
 - :class:`SaliencyFixation`: parameter free: the centroid of the positive part of the local contrast energy
   (squared difference to the 3x3 mean, summed over channels) above its image mean, squared.
 - :class:`GivenFixation`: the centre the data supplies for each image (the object's centre, or a recorded human
@@ -32,7 +33,15 @@ from torch import Tensor, nn
 from neurov1.components.parameters import ParameterError
 
 POLICIES = ("center", "learned", "saliency", "given")
-PRIORS = ("none", "saliency")  # LearnedFixation's starting map
+# LearnedFixation's starting map: the saliency map (the default: it is what made the head learn in the demo study,
+# docs/how-to/where-to-look.md) or none (a uniform map, the centre)
+PRIORS = ("saliency", "none")
+
+
+def learned_policy(prior: str) -> str:
+    """The policy name of a learned head started from ``prior``: ``learned`` (the saliency map, the default) or
+    ``learned_no_prior`` (the centre); runs, records and the report keep the two apart."""
+    return "learned" if prior == "saliency" else "learned_no_prior"
 
 
 def pixel_grid(height: int, width: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
@@ -120,17 +129,17 @@ class Fixation(nn.Module):
 
 
 class LearnedFixation(Fixation):
-    """A head predicting the fixation from the site's features; starts at the centre (zero-initialised output)."""
-
-    policy = "learned"
+    """A head predicting the fixation from the site's features; starts at the saliency centroid (``prior``) or the
+    centre (``prior="none"``): its output layer is zero-initialised."""
 
     def __init__(
-        self, channels: int, hidden: int = 16, loss_weight: float = 5.0, pool: int = 2, prior: str = "none"
+        self, channels: int, hidden: int = 16, loss_weight: float = 5.0, pool: int = 2, prior: str = "saliency"
     ) -> None:
         super().__init__()
         if prior not in PRIORS:
             raise ParameterError("LearnedFixation", "prior", f"must be one of {list(PRIORS)}, got {prior!r}")
         self.prior = prior
+        self.policy = learned_policy(prior)
         if not isinstance(hidden, int) or hidden < 1:
             raise ParameterError("LearnedFixation", "hidden", f"must be a positive int, got {hidden!r} (default 16)")
         if not isinstance(pool, int) or pool < 1:
@@ -194,6 +203,7 @@ class GivenFixation(Fixation):
 
 __all__ = [
     "POLICIES",
+    "learned_policy",
     "Fixation",
     "GivenFixation",
     "LearnedFixation",

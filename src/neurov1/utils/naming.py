@@ -1,5 +1,6 @@
 """Run names and tags derived from the composed component list and the seed."""
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -8,7 +9,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from neurov1.components.fixation import LearnedFixation, learned_policy
 from neurov1.models import resolve_components
+
+LEARNED_PRIOR = inspect.signature(LearnedFixation).parameters["prior"].default
 
 
 def components_label(components: Mapping[str, Any]) -> str:
@@ -27,7 +31,8 @@ def fixation_policy(components: Mapping[str, Any]) -> str:
     if not node:
         return "center"
     name = str(node.get("_target_", "")).rsplit(".", 1)[-1]
-    return name.removesuffix("Fixation").lower() or "center"
+    policy = name.removesuffix("Fixation").lower() or "center"
+    return learned_policy(node.get("prior", LEARNED_PRIOR)) if policy == "learned" else policy
 
 
 def run_name(components: Mapping[str, Any], seed: int) -> str:
