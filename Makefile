@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 # Tests run in 2 processes on the 2-core reference machine, one torch thread each.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: install demo test test-slow docs docs-serve bench bench-gpu lint clean
+.PHONY: install demo test test-e2e test-slow docs docs-serve bench bench-gpu lint clean
 
 install: $(INSTALLED)
 
@@ -24,8 +24,11 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-e2e: $(INSTALLED)
+	$(PY) -m pytest $(PYTEST_ARGS) -m e2e
+
 test-slow: $(INSTALLED)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest $(PYTEST_ARGS) -m slow
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a warning, broken link or missing reference fails.
 docs: $(INSTALLED)

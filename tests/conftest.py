@@ -52,6 +52,18 @@ TINY_DEMO = (
 )
 
 
+class Commands:
+    """Where :func:`run_module` runs a command by default during the current test (see there)."""
+
+    as_processes = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # (before the test's fixtures are set up: those it is the first to need run their commands the same way)
+    Commands.as_processes = item.get_closest_marker("e2e") is not None
+
+
 def run_module(
     module: str,
     *overrides: str,
@@ -59,14 +71,15 @@ def run_module(
     check: bool = True,
     env: dict[str, str] | None = None,
     hydra: bool = True,
-    process: bool = True,
+    process: bool | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <overrides> [paths.log_dir=<log_dir>]`` in a clean, offline environment.
 
-    A process of its own by default; ``process=False`` runs it in this process (the command's own ``__main__`` code,
-    its exit status and console output as a real process would give them, without paying the imports again), for
-    commands that stop before any work (bad input): what a longer command leaves in a process (Brain-Score's caches,
-    modules imported from its PYTHONPATH) can change the tests that run after it there.
+    Where: ``process=True``, a process of its own; ``process=False``, this process (the command's own ``__main__``
+    code, its exit status and console output as a real process would give them, without paying the imports of
+    torch, Lightning and Hydra again: about 6 s a command). By default, a process of its own in the end-to-end tests
+    (marked ``e2e``: a real process as a user starts it, and no state left behind for a later test, such as
+    Brain-Score's cache folders, fixed when it is first imported), this process in the others.
     ``hydra=False`` for argparse commands (no ``paths.log_dir`` override).
     """
     variables = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "BRAINIO", "RESULTCACHING"))}
@@ -74,7 +87,7 @@ def run_module(
     variables.pop("BRAINSCORE_HOME", None)
     variables.update(env or {})
     command = [sys.executable, "-m", module, *overrides, *([f"paths.log_dir={log_dir}"] if hydra else [])]
-    if process:
+    if process if process is not None else Commands.as_processes:
         result = subprocess.run(command, cwd=REPO, env=variables, capture_output=True, text=True, timeout=1800)
     else:
         result = run_in_process(command, variables)
@@ -106,7 +119,10 @@ def run_in_process(command: list[str], variables: dict[str, str]) -> subprocess.
     os.chdir(REPO)
     GlobalHydra.instance().clear()
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            # (the command module is usually imported already, by a test; python -m runs a second copy of it as
+            # __main__ too, and each command module only defines functions, so the copy is harmless)
+            warnings.filterwarnings("ignore", "'neurov1.* found in sys.modules", RuntimeWarning)
             runpy.run_module(module, run_name="__main__", alter_sys=False)
     except SystemExit as exit_:
         if isinstance(exit_.code, int) or exit_.code is None:

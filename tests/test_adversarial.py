@@ -199,6 +199,7 @@ def test_pgd_lowers_the_accuracy_of_a_trained_model(trained):
     assert pgd_accuracy(net, data, PGDAttack.from_config(ATTACK, "eval.attack"), limit=16)["images"] == 16
 
 
+@pytest.mark.e2e
 def test_free_adversarial_training_and_pgd_evaluation_end_to_end(demo_run, tmp_path):
     """Free AT from the demo checkpoint with the PGD callback, then ``neurov1.evaluate eval=adversarial``."""
     overrides = [o for o in TINY_DEMO if not o.startswith(("experiment=", "trainer.max_epochs"))]

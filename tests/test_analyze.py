@@ -220,6 +220,7 @@ def test_compare_is_the_one_way_anova_of_pairwise_lpips(tmp_path):
         compare_runs([runs[0], other], tmp_path)
 
 
+@pytest.mark.e2e
 def test_analyze_command_writes_every_analysis_on_the_demo_checkpoint(demo_run, tmp_path):
     checkpoint = demo_run / "checkpoints" / "best.ckpt"
     run_module(

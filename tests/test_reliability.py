@@ -146,6 +146,7 @@ def test_reference_run_learns_and_keeps_the_best_epoch(reference):
     assert record["run_id"] == result["run_id"]
 
 
+@pytest.mark.e2e
 def test_killed_mid_epoch_resumes_from_its_step_checkpoint_to_the_same_result(reference, tmp_path):
     """SIGKILL at a seeded moment of epoch 1 or 2; resumed from step.ckpt; DataLoader workers change nothing."""
     run_dir, env = tmp_path / "run", environment(tmp_path)
@@ -162,6 +163,7 @@ def test_killed_mid_epoch_resumes_from_its_step_checkpoint_to_the_same_result(re
     assert [path.parent for path in tmp_path.rglob("metrics.json")] == [run_dir]  # the same folder, not a new one
 
 
+@pytest.mark.e2e
 def test_killed_after_an_epoch_resumes_from_last_ckpt_to_the_same_result(reference, tmp_path):
     """SIGKILL at a seeded moment after the first epoch; ``ckpt_path=<run>/checkpoints/last.ckpt`` (no folder given)."""
     run_dir, env = tmp_path / "run", environment(tmp_path)
@@ -192,6 +194,7 @@ torch.save = save_then_die
 """
 
 
+@pytest.mark.e2e
 def test_kill_during_a_checkpoint_write_keeps_the_previous_one_and_auto_resumes(reference, tmp_path):
     run_dir, env = tmp_path / "run", environment(tmp_path)
     finish(start(run_dir, env=env, patch=KILL_DURING_CHECKPOINT_WRITE), returncode=-signal.SIGKILL)
@@ -226,6 +229,7 @@ checkpoints.atomic_writer = filling_writer
 """
 
 
+@pytest.mark.e2e
 def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
     run_dir, env = tmp_path / "run", environment(tmp_path)
     err = finish(start(run_dir, env=env, patch=FULL_DISK_DURING_CHECKPOINT_WRITE), returncode=1)
@@ -253,6 +257,7 @@ neurov1.results.ledger.write_json_atomic = write_then_die
 """
 
 
+@pytest.mark.e2e
 def test_kill_during_the_ledger_write_leaves_no_record_and_a_rerun_records_the_run_once(reference, tmp_path):
     run_dir, env = tmp_path / "run", environment(tmp_path)
     finish(start(run_dir, env=env, patch=KILL_DURING_LEDGER_WRITE), returncode=-signal.SIGKILL)
@@ -264,6 +269,7 @@ def test_kill_during_the_ledger_write_leaves_no_record_and_a_rerun_records_the_r
     assert record["run_id"] == metrics(run_dir)["run_id"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("received", "requeued"), [("SIGUSR2", True), ("SIGTERM", False)])
 def test_slurm_signals_save_a_checkpoint_requeue_and_the_requeued_job_resumes(reference, tmp_path, received, requeued):
     """The signal path of a SLURM job, sent to a local run: a fake scontrol records the requeue."""
@@ -524,6 +530,7 @@ def test_bad_input_is_one_line_before_any_work(reference, tmp_path, case, messag
     assert time.time() - started < 60
 
 
+@pytest.mark.e2e
 def test_two_runs_started_in_one_folder_one_runs_and_the_other_is_refused_naming_it(tmp_path):
     """Seeds 0 and 1 in the same hydra.run.dir at the same moment: one run writes the folder, the other stops."""
     run_dir, env = tmp_path / "run", environment(tmp_path)
@@ -602,6 +609,7 @@ def test_a_resume_that_changes_the_run_is_refused_listing_each_change(reference,
     assert "this resume would change the run it continues: data.batch_size 16 -> 8." in err.strip().splitlines()[-1]
 
 
+@pytest.mark.e2e
 def test_changes_that_cannot_alter_the_run_are_allowed_and_recorded_and_others_can_be_accepted(reference, tmp_path):
     run_dir, env = copy_run(reference, tmp_path / "run"), environment(tmp_path)
     finish(start(run_dir, "ckpt_path=auto", "trainer.max_epochs=4", "data.num_workers=1", env=env))

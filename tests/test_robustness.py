@@ -63,6 +63,7 @@ def demo_c(tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e
 def test_corruption_evaluation_of_a_demo_checkpoint(demo_run, demo_c, tmp_path):
     checkpoint = demo_run / "checkpoints" / "best.ckpt"
     overrides = [

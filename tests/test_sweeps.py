@@ -17,6 +17,7 @@ pytestmark = pytest.mark.xdist_group("sweeps")
 START = ("center_surround", "tuned_norm", "cortical_mag")
 
 
+@pytest.mark.e2e
 def test_single_component_sweep_and_its_report(tmp_path):
     run_module("neurov1.train", "-m", *TINY_DEMO, "sweep=single_component", "seed=0,1", log_dir=tmp_path)
     records = [r for r in load_records(tmp_path / "results") if r["command"] == "train"]
@@ -60,6 +61,7 @@ def completed_runs(sweep_dir):
     return [(tuple(r["components"]), r["seed"]) for r in runs if r["status"] == "completed"]
 
 
+@pytest.mark.e2e
 def test_interrupted_elimination_resumes_without_rerunning_finished_runs(tmp_path):
     sweep_dir = tmp_path / "train" / "backward_elimination" / "default"
     command = [sys.executable, "-m", "neurov1.train", *SWEEP, f"paths.log_dir={tmp_path}"]

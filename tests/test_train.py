@@ -116,6 +116,7 @@ def test_wandb_falls_back_to_offline(tmp_path):
     assert len(offline_runs) == 1
 
 
+@pytest.mark.e2e
 def test_ddp_on_two_cpu_processes(tmp_path):
     run_module(
         "neurov1.train",
@@ -127,6 +128,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
         "trainer.max_epochs=5",
         "+trainer.max_steps=3",
         log_dir=tmp_path,
+        process=True,  # (Lightning starts the second rank by running this process's command line again)
     )
     (run_dir,) = run_dirs(tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -141,6 +143,7 @@ def test_every_finished_run_is_recorded_in_the_ledger(demo_run):
     assert "val/acc1" in record["final"]
 
 
+@pytest.mark.e2e
 def test_joblib_multirun_runs_jobs_in_parallel_into_separate_dirs(tmp_path):
     overrides = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY_DEMO, "seed=0,1"]
     run_module("neurov1.train", *overrides, log_dir=tmp_path)
@@ -180,6 +183,7 @@ def test_the_composite_model_compiles_without_graph_breaks():
         assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
 
 
+@pytest.mark.e2e
 def test_compiled_channels_last_training_on_cpu_keeps_eager_checkpoints(tmp_path):
     run_module(
         "neurov1.train",
@@ -240,6 +244,7 @@ def test_another_optimizer_and_schedule_by_config_alone(tmp_path):
     assert checkpoint["lr_schedulers"][0]["T_max"] == 1
 
 
+@pytest.mark.e2e
 def test_vgg_trains_with_every_component_and_is_scored_on_v1(tmp_path, stimulus_cache):
     run_module("neurov1.train", *TINY_DEMO, "model.net.arch=vgg11_bn", "+model/components=all", log_dir=tmp_path)
     (run_dir,) = run_dirs(tmp_path)

@@ -47,6 +47,7 @@ def test_each_policy_trains_logs_its_fixation_error_and_reloads_with_weights_onl
         assert result["acc1"] == pytest.approx(metrics["final"]["val/acc1"]) and 0 <= result["acc1_glimpses"] <= 1
 
 
+@pytest.mark.e2e
 def test_learned_fixation_resumes_faithfully_and_is_scored_with_the_gaze_pinned(tmp_path, stimulus_cache):
     reference = train(tmp_path / "reference", "learned", "trainer.max_epochs=2")
     interrupted = train(tmp_path / "resumed", "learned", "trainer.max_epochs=1")

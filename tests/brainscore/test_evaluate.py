@@ -22,6 +22,7 @@ def evaluation_env(stimulus_cache, scratch):
     }
 
 
+@pytest.mark.e2e
 def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tmp_path):
     checkpoint = demo_run / "checkpoints" / "best.ckpt"
     reports = []
@@ -58,6 +59,7 @@ def test_offline_v1_evaluation_of_a_demo_checkpoint(demo_run, stimulus_cache, tm
     assert reports[0]["scores"] == reports[1]["scores"]
 
 
+@pytest.mark.e2e
 def test_v1_callback_logs_scores_during_training(stimulus_cache, tmp_path):
     overrides = ["callbacks=v1", "callbacks.v1.every_n_epochs=1", f"eval.benchmarks=[{PREF_OR}]"]
     environment = evaluation_env(stimulus_cache, tmp_path)
@@ -70,6 +72,7 @@ def test_v1_callback_logs_scores_during_training(stimulus_cache, tmp_path):
     assert logged == [pytest.approx(report["groups"]["orientation"]["score"])]
 
 
+@pytest.mark.e2e
 def test_a_failing_v1_evaluation_does_not_stop_training(tmp_path):
     result = run_module("neurov1.train", *TINY_DEMO, "callbacks=v1", "eval.layers=[layer9]", log_dir=tmp_path, env={})
     (run_dir,) = run_dirs(tmp_path)
@@ -77,6 +80,7 @@ def test_a_failing_v1_evaluation_does_not_stop_training(tmp_path):
     assert "v1 evaluation after epoch 1 failed; training continues" in result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_several_layers_of_an_untrained_model(stimulus_cache, tmp_path):
     run_module(
         "neurov1.evaluate",

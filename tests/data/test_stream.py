@@ -18,6 +18,9 @@ from neurov1.data.store import read_manifest
 from neurov1.data.synthetic import imagenet_like
 from neurov1.errors import ConfigError
 
+# Every test here writes or reads a real store (built once per module, about a minute): the end-to-end tier.
+pytestmark = pytest.mark.e2e
+
 PREPARE = ("data.num_workers=2", "shard_size=40")
 
 
@@ -190,7 +193,7 @@ def test_two_data_parallel_processes_share_out_the_store(store, tmp_path):
         "trainer.precision=32-true",
         "trainer.max_epochs=2",
     ]
-    run_module("neurov1.train", *overrides, log_dir=tmp_path)
+    run_module("neurov1.train", *overrides, log_dir=tmp_path, process=True)  # (the second rank reruns its command)
     (metrics,) = tmp_path.rglob("metrics.json")
     result = json.loads(metrics.read_text())
     assert result["status"] == "completed" and result["global_step"] == 2 * 80 // (2 * 8)  # each process half

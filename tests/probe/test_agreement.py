@@ -108,6 +108,7 @@ def assert_agreement(net, layer, stimulus_cache, tmp_path, monkeypatch):
         assert probe[benchmark_id]["ceiling"] == pytest.approx(official[benchmark_id]["ceiling"], abs=1e-12)
 
 
+@pytest.mark.e2e
 def test_agrees_with_brainscore_on_a_trained_demo_model(demo_run, stimulus_cache, tmp_path, monkeypatch):
     module = NeuroV1Module.load_from_checkpoint(demo_run / "checkpoints" / "last.ckpt", map_location="cpu")
     assert_agreement(module.net.eval(), "layer1", stimulus_cache, tmp_path, monkeypatch)

@@ -14,6 +14,7 @@ from neurov1.evaluation.probe.scoring import PROBE_BENCHMARKS
 from neurov1.results.ledger import load_records
 
 
+@pytest.mark.e2e
 def test_probe_of_a_demo_checkpoint(demo_run, stimulus_cache, tmp_path):
     checkpoint = demo_run / "checkpoints" / "last.ckpt"
     overrides = [f"ckpt_path={checkpoint}", "eval=v1_probe", "eval.source=offline", f"eval.cache_dir={stimulus_cache}"]
@@ -44,6 +45,7 @@ def test_probe_of_a_demo_checkpoint(demo_run, stimulus_cache, tmp_path):
     )
 
 
+@pytest.mark.e2e
 def test_probe_callback_follows_training(stimulus_cache, tmp_path):
     overrides = ["trainer.max_epochs=2", "callbacks=v1_probe", "callbacks.v1_probe.evaluation.source=offline"]
     run_module(
