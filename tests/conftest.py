@@ -12,7 +12,9 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -166,21 +168,31 @@ def tiny_demo():
     return TINY_DEMO
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory, worker_id) -> Path:
-    """The run directory of one tiny demo run of the composite model A (all four components), trained once per test
-    session: the first worker to need it trains it while holding a lock, the others wait and read it."""
+def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, build: Callable[[Path], Any]):
+    """The folder ``name`` of this test session, made by ``build(folder)`` once for all xdist workers: the first
+    worker that needs it builds it while holding a lock; the others wait and read it. Returns the folder."""
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":  # (each xdist worker has a folder of its own inside the session's)
         shared = shared.parent
-    log_dir, finished = shared / "demo_all", shared / "demo_all.finished"
-    with open(shared / "demo_all.lock", "w") as lock:
+    folder, finished = shared / name, shared / f"{name}.finished"
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not finished.exists():
-            shutil.rmtree(log_dir, ignore_errors=True)  # (a worker that failed while training it)
-            run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
+            shutil.rmtree(folder, ignore_errors=True)  # (a worker that failed while building it)
+            build(folder)
             finished.touch()
-    (run_dir,) = run_dirs(log_dir)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, worker_id) -> Path:
+    """The run directory of one tiny demo run of the composite model A (all four components), trained once per test
+    session (:func:`built_once`)."""
+
+    def train(log_dir: Path) -> None:
+        run_module("neurov1.train", *TINY_DEMO, "+model/components=all", log_dir=log_dir)
+
+    (run_dir,) = run_dirs(built_once(tmp_path_factory, worker_id, "demo_all", train))
     return run_dir
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, THREADS, TINY_DEMO, run_module
+from conftest import REPO, THREADS, TINY_DEMO, built_once, run_module
 from neurov1.results.ledger import load_records
 
 BATCHES_PER_EPOCH = 5  # 10 classes x 8 crops / batch 16
@@ -129,11 +129,14 @@ def records(run_dir: Path, folder: Path | None = None) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """The uninterrupted run (no DataLoader workers)."""
-    root = tmp_path_factory.mktemp("reference")
-    finish(start(root / "run", env=environment(root)))
-    return root / "run"
+def reference(tmp_path_factory, worker_id) -> Path:
+    """The uninterrupted run (no DataLoader workers), trained once per test session (read only by the tests)."""
+
+    def train(root: Path) -> None:
+        root.mkdir()
+        finish(start(root / "run", env=environment(root)))
+
+    return built_once(tmp_path_factory, worker_id, "reliability_reference", train) / "run"
 
 
 def test_reference_run_learns_and_keeps_the_best_epoch(reference):
