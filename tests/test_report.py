@@ -221,10 +221,16 @@ def test_where_to_look_table_gives_each_policy_and_its_share_of_the_gap(tmp_path
             "metrics": {"v1_probe/property": 0.5},
         },
     )
+    for seed, (glimpses, error) in enumerate([(0.75, 0.5), (0.65, 0.7)]):  # eval=accuracy eval.glimpses=5
+        metrics = {"accuracy/acc1": 0.7, "accuracy/acc1_glimpses": glimpses, "accuracy/fixation_error": error}
+        record = {"eval": "accuracy", "model": "m", "checkpoint": f"/runs/learned{seed}/best.ckpt", "metrics": metrics}
+        write_record(results, "evaluate", None, record)
     markdown = build_report(results, tmp_path / "report")["paths"]["markdown"].read_text()
     assert "Where to look" in markdown
+    # (learned: glimpses and fixation error of its checkpoints' evaluations; the others: of their last epoch)
     assert (
-        "| resnet50: cortical_mag | learned | 0.710 ± 0.010 | 0.710 ± 0.000 | 0.500 | 0.800 ± 0.000 | 75% |" in markdown
+        "| resnet50: cortical_mag | learned | 0.710 ± 0.010 | 0.700 ± 0.050 | 0.500 | 0.600 ± 0.100 | 75% |" in markdown
     )
+    assert "| resnet50: cortical_mag | center | 0.410 ± 0.010 | 0.410 ± 0.000 | n/a | 2.000 ± 0.000 | 0% |" in markdown
     assert "| resnet50: cortical_mag | given | 0.810 ± 0.010 |" in markdown and "| 100% |" in markdown
     assert "resnet50: cortical_mag [fixation=learned]" in markdown  # Table 1 keeps the policies apart

@@ -48,11 +48,13 @@ TABLE7 = (("v1/overall", "V1"), ("regions/V2", "V2"), ("regions/V4", "V4"), ("re
 BASELINE = "baseline"
 # Where to look (fixation policies of the cortical magnification): runs on data with known object centres.
 WHERE_TO_LOOK_FINAL = ("val/fixation_error", "val/acc1_glimpses")
+# Each column's metric, first found first: glimpses and the fixation error of ``eval=accuracy eval.glimpses=k`` on the
+# run's checkpoint (the best epoch's, like Top-1) are preferred to those of the last epoch of training.
 WHERE_TO_LOOK = (
-    ("val/acc1", "Top-1"),
-    ("val/acc1_glimpses", "Top-1, glimpses"),
-    ("v1_probe/property", "V1 Property (probe, gaze pinned)"),
-    ("val/fixation_error", "Fixation error (deg)"),
+    (("val/acc1",), "Top-1"),
+    (("accuracy/acc1_glimpses", "val/acc1_glimpses"), "Top-1, glimpses"),
+    (("v1_probe/property",), "V1 Property (probe, gaze pinned)"),
+    (("accuracy/fixation_error", "val/fixation_error"), "Fixation error (deg)"),
 )
 FIXATION_SUFFIX = re.compile(r" \[fixation=(\w+)\]")
 # How a run was trained (its regime), from its record; each regime gets its own rows (a fine-tuned head's accuracy is
@@ -211,10 +213,13 @@ def where_to_look_table(aggregated: dict[str, Stats]) -> Table:
             if center and given and "val/acc1" in stats and given["val/acc1"][0] != center["val/acc1"][0]:
                 gap = given["val/acc1"][0] - center["val/acc1"][0]
                 share = f"{(stats['val/acc1'][0] - center['val/acc1'][0]) / gap:.0%}"
-            table.rows.append([base, policy, *(_cell(stats, None, key) for key, _ in WHERE_TO_LOOK), share])
+            found = [next((key for key in keys if key in stats), keys[-1]) for keys, _ in WHERE_TO_LOOK]
+            cells = [_cell(stats, None, key) for key in found]
+            table.rows.append([base, policy, *cells, share])
     table.notes.append(
-        "Top-1: best epoch; glimpses and fixation error: last epoch (fixation error: mean distance of the fixation "
-        "to the object's centre in degrees of visual angle); V1 Property: eval=v1_probe of the run's checkpoint."
+        "Top-1: best epoch; glimpses and fixation error: eval=accuracy of the run's checkpoint where recorded, else "
+        "the last epoch (fixation error: mean distance of the fixation to the object's centre in degrees of visual "
+        "angle); V1 Property: the V1 probe (callback or eval=v1_probe) of the run."
     )
     return table
 
@@ -307,7 +312,8 @@ def build_tables(records: list[dict[str, Any]]) -> tuple[list[Table], dict[str, 
     }
     if robust:
         tables += robustness_tables(robust)
-    where = {label: stats for label, stats in by_regime["standard"].items() if "val/fixation_error" in stats}
+    fixation_errors = {"val/fixation_error", "accuracy/fixation_error"}
+    where = {label: stats for label, stats in by_regime["standard"].items() if fixation_errors & stats.keys()}
     if where:
         tables.append(where_to_look_table(where))
     if failed := failed_runs(records):
