@@ -40,10 +40,12 @@ def test_each_policy_trains_logs_its_fixation_error_and_reloads_with_weights_onl
     assert model.fixation_policy == policy
     model.load_state_dict(saved["state_dict"])  # strict: every key of the policy's state
     if policy == "given":  # eval=accuracy: one fixation and glimpses, on the checkpoint's data
-        run_module("neurov1.evaluate", f"ckpt_path={checkpoint}", "eval=accuracy", "eval.glimpses=3", log_dir=tmp_path)
+        evaluation = ("eval=accuracy", "eval.glimpses=3", "eval.rule=confident")
+        run_module("neurov1.evaluate", f"ckpt_path={checkpoint}", *evaluation, log_dir=tmp_path)
         (path,) = tmp_path.rglob("accuracy.json")
         result = json.loads(path.read_text())
         assert result["fixation"] == "given" and result["fixation_error_degrees"] == 0.0
+        assert (result["glimpses"], result["rule"]) == (3, "confident")
         assert result["acc1"] == pytest.approx(metrics["final"]["val/acc1"]) and 0 <= result["acc1_glimpses"] <= 1
 
 

@@ -13,7 +13,9 @@ from neurov1.components.cortical_magnification import fixed_gaze
 from neurov1.components.fixation import centroid, grid_glimpses, peaks, pixel_grid, shift_to
 from neurov1.data.demo import place_at_random
 from neurov1.errors import ConfigError
+from neurov1.evaluation.accuracy import AccuracyEvaluation
 from neurov1.models import resolve_components
+from neurov1.models.fixation import combine_glimpses
 from neurov1.training.module import NeuroV1Module
 
 
@@ -79,7 +81,7 @@ def test_the_shift_gradient_reaches_the_fixation_head():
         head.out.weight.add_(0.1 * torch.randn_like(head.out.weight))
     head.zero_grad()
     (transform(x) * target).sum().backward()
-    assert head.hidden.weight.grad.abs().sum() > 0  # through the whole head once its output is not zero
+    assert head.hidden[0].weight.grad.abs().sum() > 0  # through the whole head once its output is not zero
 
 
 def test_given_with_every_object_at_the_centre_equals_center():
@@ -180,6 +182,23 @@ def test_glimpses_average_the_predictions_at_the_policy_fixations(policy):
         direct.append(model(images).softmax(-1))
     polar.gaze = None
     torch.testing.assert_close(averaged, torch.stack(direct).mean(0))
+
+
+def test_the_confident_rule_keeps_each_images_most_certain_glimpse():
+    probabilities = torch.tensor(
+        [
+            [[0.5, 0.3, 0.2], [0.4, 0.4, 0.2]],  # glimpse 0
+            [[0.1, 0.1, 0.8], [0.3, 0.3, 0.4]],  # glimpse 1: image 0 is most certain here
+            [[0.2, 0.6, 0.2], [0.1, 0.0, 0.9]],  # glimpse 2: image 1 is most certain here
+        ]
+    )
+    confident = combine_glimpses(probabilities, "confident")
+    torch.testing.assert_close(confident, torch.stack([probabilities[1, 0], probabilities[2, 1]]))
+    torch.testing.assert_close(combine_glimpses(probabilities, "mean"), probabilities.mean(0))
+    with pytest.raises(ValueError, match="confident"):
+        combine_glimpses(probabilities, "vote")
+    with pytest.raises(ConfigError, match="eval.rule: one of"):
+        AccuracyEvaluation(rule="vote")
 
 
 def test_off_centre_demo_places_each_crop_where_its_centre_says():

@@ -41,13 +41,17 @@ def last_fixations(net: nn.Module, count: int) -> Tensor | None:
     return None
 
 
-def glimpse_predictions(net: nn.Module, images: Tensor, glimpses: int, centers: Tensor | None = None) -> Tensor:
-    """(N, classes) the mean softmax over ``glimpses`` fixations: the policy's k best (its own first, then its map's
-    peaks; without a policy the centre and a 3x3 grid at 0.4 of the half-width, the paper's five crops as polar
-    fixations). ``glimpses + 1`` forward passes (``glimpses`` without a policy)."""
+GLIMPSE_RULES = ("mean", "confident")
+
+
+def glimpse_probabilities(net: nn.Module, images: Tensor, glimpses: int, centers: Tensor | None = None) -> Tensor:
+    """(glimpses, N, classes) the softmax at each of ``glimpses`` fixations: the policy's k best (its own first,
+    then its map's peaks; without a policy the centre and a 3x3 grid at 0.4 of the half-width, the paper's five
+    crops as polar fixations). ``glimpses + 1`` forward passes (``glimpses`` without a policy). The policy's own
+    fixations stay in :func:`last_fixations`."""
     polars = polar_transforms(net)
     if not polars or glimpses == 1:
-        return look(net, images, centers).softmax(-1)
+        return look(net, images, centers).softmax(-1)[None]
     for polar in polars:
         polar.glimpse_count = glimpses
     try:
@@ -59,6 +63,7 @@ def glimpse_predictions(net: nn.Module, images: Tensor, glimpses: int, centers: 
         polar.last_glimpses if polar.last_glimpses is not None else grid_glimpses(glimpses).to(images)
         for polar in polars
     ]
+    own = [polar.last_fixation for polar in polars]
     for i in range(1, glimpses):
         for polar, fixations in zip(polars, chosen, strict=True):
             polar.gaze = fixations[:, i] if fixations.ndim == 3 else fixations[i].expand(len(images), 2)
@@ -67,4 +72,18 @@ def glimpse_predictions(net: nn.Module, images: Tensor, glimpses: int, centers: 
         finally:
             for polar in polars:
                 polar.gaze = None
-    return torch.stack(probabilities).mean(0)
+    for polar, fixation in zip(polars, own, strict=True):
+        polar.last_fixation = fixation
+    return torch.stack(probabilities)
+
+
+def combine_glimpses(probabilities: Tensor, rule: str = "mean") -> Tensor:
+    """(k, N, classes) -> (N, classes): ``mean`` softmax (the paper's five crops), or the ``confident`` glimpse's
+    (per image, the one whose top class is most probable: a saccade to the most likely fixation, as Jeremie, Dauce
+    and Perrinet 2024)."""
+    if rule == "mean":
+        return probabilities.mean(0)
+    if rule == "confident":
+        best = probabilities.amax(-1).argmax(0)
+        return probabilities[best, torch.arange(probabilities.shape[1], device=probabilities.device)]
+    raise ValueError(f"glimpse rule must be one of {list(GLIMPSE_RULES)}, got {rule!r}")

@@ -352,8 +352,8 @@ class NeuroV1Module(L.LightningModule):
 
     def glimpse_predictions(self, images: Tensor, centers: Tensor | None = None) -> Tensor:
         """(N, classes) the mean softmax over the policy's ``glimpses`` best fixations
-        (:func:`neurov1.models.fixation.glimpse_predictions`)."""
-        return fixation.glimpse_predictions(self.net, images, self.glimpses, centers)
+        (:func:`neurov1.models.fixation.glimpse_probabilities`)."""
+        return fixation.glimpse_probabilities(self.net, images, self.glimpses, centers).mean(0)
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         images, labels, *rest = batch
