@@ -25,13 +25,10 @@ from neurov1.components import (
 
 def polar_with(policy, **options):
     """A polar transform whose fixation policy moves its gaze (a learned head with a random, not zero, output
-    layer and no silent hidden unit, as after training; given fixations away from the centre)."""
+    layer, as after training; given fixations away from the centre)."""
     polar = PolarTransform(24, 12, fixation=partial(policy, **options), channels=3)
     if isinstance(polar.fixation, LearnedFixation):
         torch.nn.init.normal_(polar.fixation.out.weight)
-        for layer in polar.fixation.hidden:
-            if isinstance(layer, torch.nn.Conv2d):
-                torch.nn.init.constant_(layer.bias, 1.0)
     if isinstance(polar.fixation, GivenFixation):
         polar.fixation.given = torch.tensor([[0.3, -0.2], [-0.5, 0.1]])
     return polar

@@ -81,7 +81,7 @@ def test_the_shift_gradient_reaches_the_fixation_head():
         head.out.weight.add_(0.1 * torch.randn_like(head.out.weight))
     head.zero_grad()
     (transform(x) * target).sum().backward()
-    assert head.hidden[0].weight.grad.abs().sum() > 0  # through the whole head once its output is not zero
+    assert head.hidden.weight.grad.abs().sum() > 0  # through the whole head once its output is not zero
 
 
 def test_given_with_every_object_at_the_centre_equals_center():

@@ -10,10 +10,9 @@ Coordinates are those of ``F.grid_sample``: ``(x, y)`` in [-1, 1], x to the righ
 
 Policies (each a ``_partial_`` node; the polar transform gives it ``channels`` and ``input_size``):
 
-- :class:`LearnedFixation`: a small head on the site's features (average pool 2, three 3x3 convolutions dilated 1,
-  2 and 4 with ReLUs, a 3x3 convolution to one map, spatial softmax, centroid), trained end to end through the
-  shift, plus ``loss_weight`` x the mean squared distance (in these units) to the object's centre where the data
-  knows it. Its output convolution is
+- :class:`LearnedFixation`: a small head on the site's features (average pool 2, 3x3 conv, ReLU, 3x3 conv to one
+  map, spatial softmax, centroid), trained end to end through the shift, plus ``loss_weight`` x the mean squared
+  distance (in these units) to the object's centre where the data knows it. Its output convolution is
   zero-initialised and its map is added to the log of the normalised saliency map below (``prior="saliency"``, the
   default), so that it starts at the saliency centroid and learns a correction; ``prior="none"`` (the policy
   ``learned_no_prior``) starts it at the centre.
@@ -134,13 +133,7 @@ class LearnedFixation(Fixation):
     centre (``prior="none"``): its output layer is zero-initialised."""
 
     def __init__(
-        self,
-        channels: int,
-        hidden: int = 32,
-        layers: int = 3,
-        loss_weight: float = 5.0,
-        pool: int = 2,
-        prior: str = "saliency",
+        self, channels: int, hidden: int = 16, loss_weight: float = 5.0, pool: int = 2, prior: str = "saliency"
     ) -> None:
         super().__init__()
         if prior not in PRIORS:
@@ -149,26 +142,13 @@ class LearnedFixation(Fixation):
         self.policy = learned_policy(prior)
         if not isinstance(hidden, int) or hidden < 1:
             raise ParameterError("LearnedFixation", "hidden", f"must be a positive int, got {hidden!r} (default 16)")
-        if not isinstance(layers, int) or layers < 1:
-            raise ParameterError("LearnedFixation", "layers", f"must be a positive int, got {layers!r} (default 3)")
         if not isinstance(pool, int) or pool < 1:
             raise ParameterError("LearnedFixation", "pool", f"must be a positive int, got {pool!r} (default 2)")
         if isinstance(loss_weight, bool) or not isinstance(loss_weight, int | float) or loss_weight < 0:
             raise ParameterError("LearnedFixation", "loss_weight", f"must be >= 0, got {loss_weight!r} (default 5)")
         self.loss_weight = float(loss_weight)
         self.pool = pool
-        # 3x3 convolutions dilated 1, 2, 4, ...: the receptive field doubles with each layer and, on the stem's map,
-        # covers the object and its surround (how far the object extends is what locates its centre)
-        self.hidden = nn.Sequential(
-            *(
-                module
-                for layer in range(layers)
-                for module in (
-                    nn.Conv2d(channels if layer == 0 else hidden, hidden, 3, padding=2**layer, dilation=2**layer),
-                    nn.ReLU(),
-                )
-            )
-        )
+        self.hidden = nn.Conv2d(channels, hidden, 3, padding=1)
         self.out = nn.Conv2d(hidden, 1, 3, padding=1, bias=False)  # (a bias cannot move a spatial softmax)
         nn.init.zeros_(self.out.weight)
 
@@ -177,7 +157,7 @@ class LearnedFixation(Fixation):
         saliency map with ``prior="saliency"``: the head then starts at the saliency centroid and learns a
         correction)."""
         pooled = F.avg_pool2d(x, self.pool) if self.pool > 1 and min(x.shape[-2:]) >= 2 * self.pool else x
-        logits = self.out(self.hidden(pooled))[:, 0]
+        logits = self.out(F.relu(self.hidden(pooled)))[:, 0]
         if self.prior == "saliency":
             saliency = saliency_map(x)
             saliency = F.adaptive_avg_pool2d(saliency[:, None], logits.shape[-2:])[:, 0]
