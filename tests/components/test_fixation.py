@@ -11,6 +11,7 @@ from PIL import Image
 from neurov1.components import GivenFixation, LearnedFixation, PolarTransform, SaliencyFixation
 from neurov1.components.cortical_magnification import fixed_gaze
 from neurov1.components.fixation import centroid, grid_glimpses, peaks, pixel_grid, shift_to
+from neurov1.components.parameters import ParameterError
 from neurov1.data.demo import place_at_random
 from neurov1.errors import ConfigError
 from neurov1.evaluation.accuracy import AccuracyEvaluation
@@ -241,9 +242,58 @@ def test_placement_is_checked_and_run_names_carry_the_policy():
     assert run_name({"cortical_mag": learned}, 1) == "cortical_mag-learned-s1"
     assert run_name({"cortical_mag": node}, 1) == "cortical_mag-s1"  # center: today's names
     assert "fixation=learned" in run_tags({"cortical_mag": learned}, 1)
-    for prior, policy in (("saliency", "learned"), ("none", "learned_no_prior")):  # (the report keeps them apart)
-        head = {**learned["fixation"], "prior": prior}
+    cases = (
+        ("saliency", "distance", "learned"),
+        ("none", "distance", "learned_no_prior"),
+        ("none", "heatmap", "learned_heatmap_no_prior"),
+    )
+    for prior, loss, policy in cases:  # (the report keeps them apart)
+        head = {**learned["fixation"], "prior": prior, "loss": loss}
         assert f"fixation={policy}" in run_tags({"cortical_mag": {**learned, "fixation": head}}, 1)
+        assert LearnedFixation(3, prior=prior, loss=loss).policy == policy
+
+
+def test_heatmap_loss_is_the_cross_entropy_against_a_gaussian_at_the_centre():
+    torch.manual_seed(0)
+    head = LearnedFixation(3, pool=1, prior="none", loss="heatmap", loss_weight=2.0)
+    torch.nn.init.normal_(head.out.weight)
+    x, centers = torch.randn(3, 3, 4, 6), torch.tensor([[0.2, -0.5], [float("nan"), 0.0], [-0.9, 0.7]])
+    known = ~centers.isnan().any(-1)
+    fixation = head(x)
+    loss = head.fixation_loss(fixation, centers, known)
+    direct = []  # per image with a centre: - sum over cells of target * log softmax, target ~ exp(-d^2 / (2 * 0.5^2))
+    for i in (0, 2):
+        logits, weights, values = head.last_logits[i], [], []
+        for row in range(4):
+            for col in range(6):
+                x_cell, y_cell = (2 * col + 1) / 6 - 1, (2 * row + 1) / 4 - 1
+                d2 = ((x_cell - centers[i, 0]) ** 2 + (y_cell - centers[i, 1]) ** 2) / (2 / 6) ** 2
+                weights.append(math.exp(-d2 / (2 * 0.25)))
+                values.append(logits[row, col] - torch.logsumexp(logits.flatten(), 0))
+        total = sum(weights)
+        direct.append(-sum(w / total * v for w, v in zip(weights, values, strict=True)))
+    torch.testing.assert_close(loss, 2.0 * torch.stack(direct).mean())
+    loss.backward()
+    assert head.out.weight.grad.abs().sum() > 0
+
+
+def test_a_detached_head_learns_from_its_own_loss_alone():
+    torch.manual_seed(0)
+    polar = PolarTransform(32, 16, fixation=partial(LearnedFixation, prior="none", detach=True, layers=3), channels=3)
+    torch.nn.init.normal_(polar.fixation.out.weight)
+    assert [name for name, _ in polar.fixation.named_parameters()] == [
+        "hidden.weight", "hidden.bias", "context.0.weight", "context.0.bias", "context.2.weight", "context.2.bias",
+        "out.weight",
+    ]  # fmt: skip
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    polar(x).square().sum().backward()  # the classification side: reaches the input, not the head
+    assert x.grad.abs().sum() > 0 and all(p.grad is None for p in polar.fixation.parameters())
+    x.grad = None
+    fixation = polar.last_fixation
+    polar.fixation.fixation_loss(fixation, torch.zeros(2, 2), torch.ones(2, dtype=torch.bool)).backward()
+    assert polar.fixation.out.weight.grad.abs().sum() > 0 and x.grad is None  # the head learns; the features do not
+    with pytest.raises(ParameterError, match="detach"):
+        LearnedFixation(3, detach=True, loss_weight=0)
 
 
 def test_demo_samples_carry_their_centre_mirrored_with_the_flip():

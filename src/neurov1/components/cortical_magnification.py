@@ -243,6 +243,8 @@ class PolarTransform(nn.Module):
         else:
             fixation = self.fixation(x)
         self.last_fixation = fixation
+        if self.fixation is not None and not self.fixation.through_shift:  # (learns from its own loss alone)
+            fixation = fixation.detach()
         return shift_to(x, fixation, self.center_xy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -36,12 +36,16 @@ POLICIES = ("center", "learned", "saliency", "given")
 # LearnedFixation's starting map: the saliency map (the default: it is what made the head learn in the demo study,
 # docs/how-to/where-to-look.md) or none (a uniform map, the centre)
 PRIORS = ("saliency", "none")
+# LearnedFixation's auxiliary loss where the object's centre is known: the squared distance of its fixation to the
+# centre, or the cross-entropy of its spatial softmax against a Gaussian (half a cell wide) at the centre
+LOSSES = ("distance", "heatmap")
 
 
-def learned_policy(prior: str) -> str:
-    """The policy name of a learned head started from ``prior``: ``learned`` (the saliency map, the default) or
-    ``learned_no_prior`` (the centre); runs, records and the report keep the two apart."""
-    return "learned" if prior == "saliency" else "learned_no_prior"
+def learned_policy(prior: str, loss: str = "distance") -> str:
+    """The policy name of a learned head started from ``prior`` and taught by ``loss``: ``learned`` (the saliency
+    map, the distance: the defaults), with ``_heatmap`` and/or ``_no_prior`` (started at the centre) otherwise;
+    runs, records and the report keep them apart."""
+    return "learned" + ("_heatmap" if loss == "heatmap" else "") + ("" if prior == "saliency" else "_no_prior")
 
 
 def pixel_grid(height: int, width: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
@@ -110,6 +114,7 @@ class Fixation(nn.Module):
 
     policy = ""
     loss_weight = 0.0
+    through_shift = True  # False: the shift passes no gradient to the fixation (the policy learns from its own loss)
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -133,31 +138,61 @@ class LearnedFixation(Fixation):
     centre (``prior="none"``): its output layer is zero-initialised."""
 
     def __init__(
-        self, channels: int, hidden: int = 16, loss_weight: float = 5.0, pool: int = 2, prior: str = "saliency"
+        self,
+        channels: int,
+        hidden: int = 16,
+        loss_weight: float = 5.0,
+        pool: int = 2,
+        prior: str = "saliency",
+        layers: int = 1,
+        loss: str = "distance",
+        detach: bool = False,
     ) -> None:
         super().__init__()
         if prior not in PRIORS:
             raise ParameterError("LearnedFixation", "prior", f"must be one of {list(PRIORS)}, got {prior!r}")
+        if loss not in LOSSES:
+            raise ParameterError("LearnedFixation", "loss", f"must be one of {list(LOSSES)}, got {loss!r}")
         self.prior = prior
-        self.policy = learned_policy(prior)
+        self.loss_kind = loss
+        self.policy = learned_policy(prior, loss)
         if not isinstance(hidden, int) or hidden < 1:
             raise ParameterError("LearnedFixation", "hidden", f"must be a positive int, got {hidden!r} (default 16)")
+        if not isinstance(layers, int) or layers < 1:
+            raise ParameterError("LearnedFixation", "layers", f"must be a positive int, got {layers!r} (default 1)")
         if not isinstance(pool, int) or pool < 1:
             raise ParameterError("LearnedFixation", "pool", f"must be a positive int, got {pool!r} (default 2)")
         if isinstance(loss_weight, bool) or not isinstance(loss_weight, int | float) or loss_weight < 0:
             raise ParameterError("LearnedFixation", "loss_weight", f"must be >= 0, got {loss_weight!r} (default 5)")
+        if not isinstance(detach, bool) or (detach and loss_weight == 0):
+            raise ParameterError(
+                "LearnedFixation", "detach", f"must be a bool, and needs loss_weight > 0 to learn, got {detach!r}"
+            )
         self.loss_weight = float(loss_weight)
         self.pool = pool
+        self.detach = detach
+        self.through_shift = not detach
         self.hidden = nn.Conv2d(channels, hidden, 3, padding=1)
+        # further 3x3 convolutions dilated 2, 4, ...: the receptive field doubles with each (layers > 1)
+        self.context = nn.Sequential(
+            *(
+                module
+                for layer in range(1, layers)
+                for module in (nn.Conv2d(hidden, hidden, 3, padding=2**layer, dilation=2**layer), nn.ReLU())
+            )
+        )
         self.out = nn.Conv2d(hidden, 1, 3, padding=1, bias=False)  # (a bias cannot move a spatial softmax)
         nn.init.zeros_(self.out.weight)
+        self.last_logits: Tensor | None = None
 
     def logits(self, x: Tensor) -> Tensor:
         """(N, H / pool, W / pool) the head's map before the spatial softmax (plus the log of the normalised
         saliency map with ``prior="saliency"``: the head then starts at the saliency centroid and learns a
         correction)."""
+        if self.detach:
+            x = x.detach()
         pooled = F.avg_pool2d(x, self.pool) if self.pool > 1 and min(x.shape[-2:]) >= 2 * self.pool else x
-        logits = self.out(F.relu(self.hidden(pooled)))[:, 0]
+        logits = self.out(self.context(F.relu(self.hidden(pooled))))[:, 0]
         if self.prior == "saliency":
             saliency = saliency_map(x)
             saliency = F.adaptive_avg_pool2d(saliency[:, None], logits.shape[-2:])[:, 0]
@@ -167,10 +202,25 @@ class LearnedFixation(Fixation):
 
     def map(self, x: Tensor) -> Tensor:
         logits = self.logits(x)
+        self.last_logits = logits
         return logits.flatten(1).softmax(-1).view_as(logits)
 
     def forward(self, x: Tensor) -> Tensor:
         return centroid(self.map(x))
+
+    def fixation_loss(self, fixation: Tensor, centers: Tensor, known: Tensor) -> Tensor:
+        """``loss_weight`` x the mean over the images with a ``known`` centre of the squared distance of the last
+        forward's ``fixation`` (N, 2) to ``centers`` (N, 2) (``loss="distance"``), or of the cross-entropy of its
+        spatial softmax against a Gaussian at the centre, half a map cell wide (``loss="heatmap"``: its gradient
+        does not vanish while the softmax is flat, so the head learns faster)."""
+        if self.loss_kind == "distance":
+            return self.loss_weight * (fixation[known] - centers[known]).square().sum(-1).mean()
+        logits = self.last_logits[known]
+        height, width = logits.shape[-2:]
+        grid = pixel_grid(height, width, device=logits.device, dtype=logits.dtype).flatten(0, 1)
+        cells = (grid[None] - centers[known][:, None].to(logits)).square().sum(-1) / (2.0 / width) ** 2
+        target = torch.softmax(-cells / (2 * 0.5**2), dim=1)
+        return self.loss_weight * -(target * logits.flatten(1).log_softmax(1)).sum(1).mean()
 
 
 class SaliencyFixation(Fixation):

@@ -240,12 +240,12 @@ class NeuroV1Module(L.LightningModule):
         return fixation.last_fixations(self.net, count)
 
     def fixation_loss(self, centers: Tensor | None) -> Tensor | None:
-        """``loss_weight`` x the mean squared distance of each learned fixation to the known centres, or None."""
+        """Each learned policy's loss on the known centres (:meth:`LearnedFixation.fixation_loss`), or None."""
         if centers is None:
             return None
         known = ~centers.isnan().any(-1)
         losses = [
-            polar.fixation.loss_weight * (polar.last_fixation[known] - centers[known]).square().sum(-1).mean()
+            polar.fixation.fixation_loss(polar.last_fixation, centers, known)
             for polar in self.polar_transforms
             if polar.fixation is not None and polar.fixation.loss_weight > 0 and polar.last_fixation is not None
         ]

@@ -13,6 +13,7 @@ from neurov1.components.fixation import LearnedFixation, learned_policy
 from neurov1.models import resolve_components
 
 LEARNED_PRIOR = inspect.signature(LearnedFixation).parameters["prior"].default
+LEARNED_LOSS = inspect.signature(LearnedFixation).parameters["loss"].default
 
 
 def components_label(components: Mapping[str, Any]) -> str:
@@ -32,7 +33,9 @@ def fixation_policy(components: Mapping[str, Any]) -> str:
         return "center"
     name = str(node.get("_target_", "")).rsplit(".", 1)[-1]
     policy = name.removesuffix("Fixation").lower() or "center"
-    return learned_policy(node.get("prior", LEARNED_PRIOR)) if policy == "learned" else policy
+    if policy != "learned":
+        return policy
+    return learned_policy(node.get("prior", LEARNED_PRIOR), node.get("loss", LEARNED_LOSS))
 
 
 def run_name(components: Mapping[str, Any], seed: int) -> str:
