@@ -153,3 +153,13 @@ def test_the_all_set_is_its_yaml_for_the_bench_and_the_sweeper():
 
     composed = components_of(compose_train("+model/components=all"))
     assert preset_components("all") == list(BENCH_ALL) == BackwardEliminationSweeperConf().start == composed == ALL
+
+
+def test_the_learned_heatmap_preset_is_the_learned_head_with_the_studys_settings():
+    node = "model.net.components.cortical_mag.fixation"
+    preset = compose_train("+model/components=all", "fixation=learned_heatmap")
+    studied = compose_train(
+        "+model/components=all", "fixation=learned", f"{node}.prior=none", f"{node}.pool=4", f"{node}.layers=3",
+        f"{node}.loss=heatmap", f"{node}.loss_weight=1.0", f"{node}.detach=true",
+    )  # fmt: skip
+    assert OmegaConf.to_container(preset.model.net) == OmegaConf.to_container(studied.model.net)

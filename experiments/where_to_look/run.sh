@@ -3,7 +3,7 @@
 # policy (center, given, learned, saliency) on composite model A, 3 seeds, with known object centres; V1 probe with
 # the gaze pinned at the centre; validation with 5 glimpses; then the report's "Where to look" table.
 source "$(dirname "$0")/../common.sh"
-POLICIES=center,given,learned,saliency
+POLICIES=center,given,learned,learned_heatmap,saliency
 if [[ $SCALE == full ]]; then
   # ImageNet-64, ResNet-50, object boxes of the ILSVRC2012 localisation files (LOC_train_solution.csv and
   # LOC_val_solution.csv) in ${paths.data_dir}/imagenet_loc unless data.boxes=<folder> is given.

@@ -29,11 +29,14 @@ from neurov1.components import (
 )
 from neurov1.models import build_network
 from neurov1.models.sites import preset_components
+from neurov1.utils.config import load_option
 
 BATCH = 32
 IMAGE_SIZE = 64
 ALL = dict.fromkeys(preset_components("all"))  # +model/components=all
 POLAR_NODE = {"_target_": "neurov1.components.PolarTransform", "_partial_": True, "site": "stem_pool"}
+# conf/fixation/learned_heatmap.yaml: the learned head that met the demo study's bar
+LEARNED_HEATMAP = dict(load_option("fixation", "learned_heatmap")["fixation"])
 MODELS: dict[str, dict[str, dict]] = {
     "baseline": {},
     "center_surround": {"center_surround": {}},
@@ -57,6 +60,7 @@ MODELS: dict[str, dict[str, dict]] = {
         }
         for policy in ("learned", "saliency", "given")
     },
+    "all, fixation=learned_heatmap": {**ALL, "cortical_mag": {**POLAR_NODE, "fixation": LEARNED_HEATMAP}},
 }
 COMPILED = {"all (compiled)"}
 
