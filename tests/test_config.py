@@ -160,6 +160,6 @@ def test_the_learned_heatmap_preset_is_the_learned_head_with_the_studys_settings
     preset = compose_train("+model/components=all", "fixation=learned_heatmap")
     studied = compose_train(
         "+model/components=all", "fixation=learned", f"{node}.prior=none", f"{node}.pool=4", f"{node}.layers=3",
-        f"{node}.loss=heatmap", f"{node}.loss_weight=1.0", f"{node}.detach=true",
+        f"{node}.loss=heatmap", f"{node}.loss_weight=3.0", f"{node}.detach=true", f"{node}.norm=true",
     )  # fmt: skip
     assert OmegaConf.to_container(preset.model.net) == OmegaConf.to_container(studied.model.net)

@@ -24,9 +24,17 @@ def train(log_dir, policy, *overrides):
     return run_dirs(log_dir)[-1]
 
 
-@pytest.mark.parametrize("policy", ["center", "saliency", "given"])
-def test_each_policy_trains_logs_its_fixation_error_and_reloads_with_weights_only(tmp_path, policy):
-    run_dir = train(tmp_path, policy, "trainer.max_epochs=1")
+@pytest.mark.parametrize(
+    ("choice", "policy"),
+    [
+        ("center", "center"),
+        ("saliency", "saliency"),
+        ("given", "given"),
+        ("learned_heatmap", "learned_heatmap_no_prior"),
+    ],
+)
+def test_each_policy_trains_logs_its_fixation_error_and_reloads_with_weights_only(tmp_path, choice, policy):
+    run_dir = train(tmp_path, choice, "trainer.max_epochs=1")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["fixation"] == policy and metrics["status"] == "completed"
     error = metrics["final"]["val/fixation_error"]

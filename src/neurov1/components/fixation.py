@@ -133,6 +133,14 @@ class Fixation(nn.Module):
         return torch.cat([first, rest], dim=1)
 
 
+def norm_groups(channels: int) -> int:
+    """Groups of the learned head's group normalisation (``norm=true``): 4, or fewer where ``channels`` is not a
+    multiple of 4. Normalising each hidden convolution per image keeps the head's ReLUs alive at a higher rate of
+    learning: without it, a detached heatmap head at loss weight 2 or 4 fell silent in some demo seeds (its map
+    stayed uniform: the centre), docs/how-to/where-to-look.md."""
+    return math.gcd(4, channels)
+
+
 class LearnedFixation(Fixation):
     """A head predicting the fixation from the site's features; starts at the saliency centroid (``prior``) or the
     centre (``prior="none"``): its output layer is zero-initialised."""
@@ -147,6 +155,7 @@ class LearnedFixation(Fixation):
         layers: int = 1,
         loss: str = "distance",
         detach: bool = False,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         if prior not in PRIORS:
@@ -168,17 +177,24 @@ class LearnedFixation(Fixation):
             raise ParameterError(
                 "LearnedFixation", "detach", f"must be a bool, and needs loss_weight > 0 to learn, got {detach!r}"
             )
+        if not isinstance(norm, bool):
+            raise ParameterError("LearnedFixation", "norm", f"must be a bool, got {norm!r} (default false)")
         self.loss_weight = float(loss_weight)
         self.pool = pool
         self.detach = detach
         self.through_shift = not detach
         self.hidden = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.hidden_norm = nn.GroupNorm(norm_groups(hidden), hidden) if norm else nn.Identity()
         # further 3x3 convolutions dilated 2, 4, ...: the receptive field doubles with each (layers > 1)
         self.context = nn.Sequential(
             *(
                 module
                 for layer in range(1, layers)
-                for module in (nn.Conv2d(hidden, hidden, 3, padding=2**layer, dilation=2**layer), nn.ReLU())
+                for module in (
+                    nn.Conv2d(hidden, hidden, 3, padding=2**layer, dilation=2**layer),
+                    *([nn.GroupNorm(norm_groups(hidden), hidden)] if norm else []),
+                    nn.ReLU(),
+                )
             )
         )
         self.out = nn.Conv2d(hidden, 1, 3, padding=1, bias=False)  # (a bias cannot move a spatial softmax)
@@ -192,7 +208,7 @@ class LearnedFixation(Fixation):
         if self.detach:
             x = x.detach()
         pooled = F.avg_pool2d(x, self.pool) if self.pool > 1 and min(x.shape[-2:]) >= 2 * self.pool else x
-        logits = self.out(self.context(F.relu(self.hidden(pooled))))[:, 0]
+        logits = self.out(self.context(F.relu(self.hidden_norm(self.hidden(pooled)))))[:, 0]
         if self.prior == "saliency":
             saliency = saliency_map(x)
             saliency = F.adaptive_avg_pool2d(saliency[:, None], logits.shape[-2:])[:, 0]
