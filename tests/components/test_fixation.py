@@ -296,6 +296,40 @@ def test_a_detached_head_learns_from_its_own_loss_alone():
         LearnedFixation(3, detach=True, loss_weight=0)
 
 
+def test_the_normalised_head_follows_its_equations_and_keeps_the_plain_heads_keys():
+    torch.manual_seed(0)
+    head = LearnedFixation(3, hidden=8, layers=2, pool=2, prior="none", norm=True)
+    for parameter in head.parameters():  # (away from the identity affine and the zero output)
+        torch.nn.init.normal_(parameter)
+    x = torch.randn(2, 3, 16, 16)
+
+    def group_norm(h, norm, groups=4):  # per image, over each group's channels and positions; then the affine
+        grouped = h.view(len(h), groups, -1)
+        mean = grouped.mean(-1, keepdim=True)
+        variance = grouped.var(-1, unbiased=False, keepdim=True)
+        normal = ((grouped - mean) / torch.sqrt(variance + norm.eps)).view_as(h)
+        return normal * norm.weight[:, None, None] + norm.bias[:, None, None]
+
+    conv, dilated = torch.nn.functional.conv2d, head.context[0]
+    pooled = x.view(2, 3, 8, 2, 8, 2).mean((3, 5))
+    h = torch.relu(group_norm(conv(pooled, head.hidden.weight, head.hidden.bias, padding=1), head.hidden_norm))
+    h = torch.relu(group_norm(conv(h, dilated.weight, dilated.bias, padding=2, dilation=2), head.context[1]))
+    direct = conv(h, head.out.weight, padding=1)[:, 0]
+    torch.testing.assert_close(head.logits(x), direct, atol=1e-5, rtol=1e-5)
+    plain = LearnedFixation(3, hidden=8, layers=2, pool=2, prior="none")  # (norm=false: the keys as before)
+    assert list(plain.state_dict()) == [
+        "hidden.weight",
+        "hidden.bias",
+        "context.0.weight",
+        "context.0.bias",
+        "out.weight",
+    ]
+    added = {"hidden_norm.weight", "hidden_norm.bias", "context.1.weight", "context.1.bias"}
+    assert set(head.state_dict()) == set(plain.state_dict()) | added
+    with pytest.raises(ParameterError, match="norm"):
+        LearnedFixation(3, norm="yes")
+
+
 def test_demo_samples_carry_their_centre_mirrored_with_the_flip():
     from neurov1.data.demo import DemoDataModule
 
