@@ -12,7 +12,10 @@ Policies (each a ``_partial_`` node; the polar transform gives it ``channels`` a
 
 - :class:`LearnedFixation`: a small head on the site's features (average pool 2, 3x3 conv, ReLU, 3x3 conv to one
   map, spatial softmax, centroid), trained end to end through the shift, plus ``loss_weight`` x the mean squared
-  distance (in these units) to the object's centre where the data knows it. Its output convolution is
+  distance (in these units) to the object's centre where the data knows it. Options: ``layers`` (more hidden
+  convolutions, dilated 2, 4, ...), ``pool``, ``loss="heatmap"`` (cross-entropy of the map against a Gaussian at
+  the centre), ``detach`` (the head learns from its own loss alone) and ``norm`` (group normalisation after each
+  hidden convolution); ``fixation=learned_heatmap`` combines them. Its output convolution is
   zero-initialised and its map is added to the log of the normalised saliency map below (``prior="saliency"``, the
   default), so that it starts at the saliency centroid and learns a correction; ``prior="none"`` (the policy
   ``learned_no_prior``) starts it at the centre.
@@ -133,12 +136,12 @@ class Fixation(nn.Module):
         return torch.cat([first, rest], dim=1)
 
 
-def norm_groups(channels: int) -> int:
-    """Groups of the learned head's group normalisation (``norm=true``): 4, or fewer where ``channels`` is not a
-    multiple of 4. Normalising each hidden convolution per image keeps the head's ReLUs alive at a higher rate of
-    learning: without it, a detached heatmap head at loss weight 2 or 4 fell silent in some demo seeds (its map
-    stayed uniform: the centre), docs/how-to/where-to-look.md."""
-    return math.gcd(4, channels)
+def group_norm(channels: int) -> nn.GroupNorm:
+    """The learned head's normalisation after each hidden convolution (``norm=true``): per image, in 4 groups (fewer
+    where ``channels`` is not a multiple of 4). It keeps the head's ReLUs alive at a higher rate of learning:
+    without it, a detached heatmap head at loss weight 2 or 4 fell silent in some demo seeds (its map stayed
+    uniform: the centre), docs/how-to/where-to-look.md."""
+    return nn.GroupNorm(math.gcd(4, channels), channels)
 
 
 class LearnedFixation(Fixation):
@@ -184,7 +187,7 @@ class LearnedFixation(Fixation):
         self.detach = detach
         self.through_shift = not detach
         self.hidden = nn.Conv2d(channels, hidden, 3, padding=1)
-        self.hidden_norm = nn.GroupNorm(norm_groups(hidden), hidden) if norm else nn.Identity()
+        self.hidden_norm = group_norm(hidden) if norm else nn.Identity()
         # further 3x3 convolutions dilated 2, 4, ...: the receptive field doubles with each (layers > 1)
         self.context = nn.Sequential(
             *(
@@ -192,7 +195,7 @@ class LearnedFixation(Fixation):
                 for layer in range(1, layers)
                 for module in (
                     nn.Conv2d(hidden, hidden, 3, padding=2**layer, dilation=2**layer),
-                    *([nn.GroupNorm(norm_groups(hidden), hidden)] if norm else []),
+                    *([group_norm(hidden)] if norm else []),
                     nn.ReLU(),
                 )
             )
